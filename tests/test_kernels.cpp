@@ -37,32 +37,6 @@ std::set<Index> GotSet(const SparseUpdate& u) { return {u.idx.begin(), u.idx.beg
 
 bool BitEqual(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
-// Random sparse problem with unit-norm rows.
-Dataset RandomSparse(Offset n, Index d, Index nnz_row, std::uint64_t seed) {
-  Rng rng(seed, 77);
-  std::vector<Offset> ptr{0};
-  std::vector<Index> idx;
-  std::vector<Value> val;
-  std::vector<double> y;
-  for (Offset i = 0; i < n; ++i) {
-    std::vector<Index> cols;
-    while (static_cast<Index>(cols.size()) < nnz_row) {
-      auto j = static_cast<Index>(rng.Below(static_cast<std::uint64_t>(d)));
-      if (std::find(cols.begin(), cols.end(), j) == cols.end()) cols.push_back(j);
-    }
-    std::sort(cols.begin(), cols.end());
-    for (Index j : cols) {
-      idx.push_back(j);
-      val.push_back(static_cast<Value>(rng.Normal()));
-    }
-    ptr.push_back(static_cast<Offset>(idx.size()));
-    y.push_back(rng.Uniform() < 0.5 ? -1.0 : 1.0);
-  }
-  auto ds = Dataset::FromCsr(d, ptr, idx, val, y);
-  ds.NormalizeRows();
-  return ds;
-}
-
 double MaxRelDiff(const std::vector<double>& a, const std::vector<double>& b) {
   double scale = 0, diff = 0;
   for (std::size_t j = 0; j < a.size(); ++j) {
@@ -367,7 +341,7 @@ TEST_CASE("whole sequential Mem-SGD runs: threshold, heap and reference kernels 
   for (Index d : {3000, 5000})
   for (Index k : {1, 5, 40}) {
     if (d == 5000 && k != 1) continue;
-    auto data = RandomSparse(400, d, 12, test::Seed() + 5);
+    auto data = test::RandomSparse(400, d, 12, test::Seed() + 5);
     for (double lambda : {0.0, 1.0 / 400}) {
       CAPTURE(d);
       CAPTURE(k);
@@ -438,7 +412,7 @@ TEST_CASE("dense data: every kernel and ISA gives the same run; threads=1 equals
 }
 
 TEST_CASE("rand-k Mem-SGD with the vectorised L2 update equals the scalar update") {
-  auto data = RandomSparse(300, 500, 8, test::Seed() + 6);
+  auto data = test::RandomSparse(300, 500, 8, test::Seed() + 6);
   TrainConfig cfg;
   cfg.objective = Objective{Loss::kLogistic, Regularizer::kL2, 1.0 / 300};
   cfg.compressor = CompressorSpec::FromName("rand", 3, false, 4);
@@ -475,7 +449,7 @@ std::vector<double> DenseSgd(const TrainConfig& cfg, const Dataset& data) {
 }  // namespace
 
 TEST_CASE("lazy SGD (x = s v) equals the dense step to 1e-12, including rescaling paths") {
-  auto data = RandomSparse(500, 200, 7, test::Seed() + 7);
+  auto data = test::RandomSparse(500, 200, 7, test::Seed() + 7);
   struct Case {
     const char* what;
     ScheduleKind sched;
@@ -511,7 +485,7 @@ TEST_CASE("lazy SGD (x = s v) equals the dense step to 1e-12, including rescalin
 }
 
 TEST_CASE("SGD with lambda = 0 touches only the row and equals the dense loop bit for bit") {
-  auto data = RandomSparse(300, 100, 6, test::Seed() + 8);
+  auto data = test::RandomSparse(300, 100, 6, test::Seed() + 8);
   TrainConfig cfg;
   cfg.method = Method::kSgd;
   cfg.objective = Objective{Loss::kLogistic, Regularizer::kL2, 0.0};
@@ -526,7 +500,7 @@ TEST_CASE("SGD with lambda = 0 touches only the row and equals the dense loop bi
 }
 
 TEST_CASE("lazy SGD is used only where the runner allows it (averaging, threads)") {
-  auto data = RandomSparse(200, 80, 5, test::Seed() + 9);
+  auto data = test::RandomSparse(200, 80, 5, test::Seed() + 9);
   TrainConfig cfg;
   cfg.method = Method::kSgd;
   cfg.objective = Objective{Loss::kLogistic, Regularizer::kL2, 1.0 / 200};

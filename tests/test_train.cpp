@@ -16,32 +16,6 @@ using namespace memsgd;
 
 namespace {
 
-// Small random sparse problem with unit-norm rows.
-Dataset RandomSparse(Offset n, Index d, Index nnz_row, std::uint64_t seed) {
-  Rng rng(seed, 77);
-  std::vector<Offset> ptr{0};
-  std::vector<Index> idx;
-  std::vector<Value> val;
-  std::vector<double> y;
-  for (Offset i = 0; i < n; ++i) {
-    std::vector<Index> cols;
-    while (static_cast<Index>(cols.size()) < nnz_row) {
-      auto j = static_cast<Index>(rng.Below(static_cast<std::uint64_t>(d)));
-      if (std::find(cols.begin(), cols.end(), j) == cols.end()) cols.push_back(j);
-    }
-    std::sort(cols.begin(), cols.end());
-    for (Index j : cols) {
-      idx.push_back(j);
-      val.push_back(static_cast<Value>(rng.Normal()));
-    }
-    ptr.push_back(static_cast<Offset>(idx.size()));
-    y.push_back(rng.Uniform() < 0.5 ? -1.0 : 1.0);
-  }
-  auto ds = Dataset::FromCsr(d, ptr, idx, val, y);
-  ds.NormalizeRows();
-  return ds;
-}
-
 // Naive dense Mem-SGD with top-k, sampling with replacement from worker stream 0 (as the
 // engine's sequential solver does), x0 = 0. Tracks the virtual iterate x~.
 struct Reference {
@@ -95,7 +69,7 @@ double MaxAbsDiff(const std::vector<double>& a, const std::vector<double>& b) {
 }  // namespace
 
 TEST_CASE("sequential Mem-SGD top-k matches a dense reference, and x - x~ = m") {
-  auto data = RandomSparse(300, 40, 6, test::Seed());
+  auto data = test::RandomSparse(300, 40, 6, test::Seed());
   for (Index k : {1, 3, 40}) {
     CAPTURE(k);
     auto cfg = BaseConfig(1.0 / 300);
@@ -122,7 +96,7 @@ TEST_CASE("sequential Mem-SGD top-k matches a dense reference, and x - x~ = m") 
 }
 
 TEST_CASE("Mem-SGD with the identity compressor equals SGD exactly") {
-  auto data = RandomSparse(200, 30, 5, test::Seed() + 1);
+  auto data = test::RandomSparse(200, 30, 5, test::Seed() + 1);
   auto cfg = BaseConfig(1.0 / 200);
   cfg.init_std = 0.01;
   cfg.averaging = AveragingKind::kWeighted;
@@ -137,7 +111,7 @@ TEST_CASE("Mem-SGD with the identity compressor equals SGD exactly") {
 }
 
 TEST_CASE("sequential runs are bit-for-bit repeatable; threads=1 equals threads=0") {
-  auto data = RandomSparse(400, 50, 8, test::Seed() + 2);
+  auto data = test::RandomSparse(400, 50, 8, test::Seed() + 2);
   for (std::string comp : {"top", "rand"}) {
     CAPTURE(comp);
     auto cfg = BaseConfig(1.0 / 400);
@@ -221,7 +195,7 @@ TEST_CASE("atomic adds from P threads sum exactly; racy adds never exceed the su
 }
 
 TEST_CASE("parallel Mem-SGD and Hogwild SGD converge to the sequential optimum") {
-  auto data = RandomSparse(3000, 60, 8, test::Seed() + 3);
+  auto data = test::RandomSparse(3000, 60, 8, test::Seed() + 3);
   const Objective obj{Loss::kLogistic, Regularizer::kL2, 1.0 / 3000};
   const double fstar = ComputeOptimum(obj, data).fstar;
   for (std::string method : {"mem-sgd:top", "mem-sgd:rand", "sgd:top"}) {
