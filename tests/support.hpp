@@ -1,10 +1,15 @@
 // Shared helpers for the test suite.
 #pragma once
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "memsgd/dataset.hpp"
@@ -29,6 +34,46 @@ inline bool HaveSharedData(const std::string& name) {
   return std::filesystem::exists(SharedData(name));
 }
 inline std::string Binary() { return MEMSGD_BINARY; }
+inline std::string Fixture(const std::string& name) { return SourcePath("tests/fixtures/" + name); }
+
+// A fresh scratch directory per test case, removed with everything in it at the end (even where
+// a test took its permissions away).
+struct Scratch {
+  std::filesystem::path dir;
+  Scratch() {
+    static int counter = 0;
+    dir = std::filesystem::temp_directory_path() /
+          ("memsgd_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  }
+  ~Scratch() {
+    std::error_code ec;
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::add, ec);
+    std::filesystem::remove_all(dir, ec);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  std::string operator()(const std::string& name) const { return (dir / name).string(); }
+  // Files whose name contains `part` (".tmp." finds temporaries left behind).
+  int Count(const std::string& part) const {
+    int k = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      k += e.path().filename().string().find(part) != std::string::npos;
+    return k;
+  }
+};
+
+// A whole file's bytes, and a file written with exactly these bytes.
+inline std::string ReadText(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), {}};
+}
+inline void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+}
 
 // Random sparse problem: n rows of nnz_row distinct columns each (normal values, then unit-norm
 // rows) and labels +-1 with equal odds, all drawn from Rng(seed, 77).

@@ -17,7 +17,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -29,43 +28,12 @@
 
 using namespace memsgd;
 namespace fs = std::filesystem;
+using test::Fixture;
+using test::ReadText;
+using test::Scratch;
+using test::WriteText;
 
 namespace {
-
-struct Scratch {
-  fs::path dir;
-  Scratch() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("memsgd_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(dir, ec);
-  }
-  std::string operator()(const std::string& name) const { return (dir / name).string(); }
-  // Files whose name contains `part` (".tmp." finds temporaries left behind).
-  int Count(const std::string& part) const {
-    int k = 0;
-    for (const auto& e : fs::directory_iterator(dir))
-      k += e.path().filename().string().find(part) != std::string::npos;
-    return k;
-  }
-};
-
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
-void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-}
-
-std::string Fixture(const std::string& name) { return test::SourcePath("tests/fixtures/" + name); }
 
 // Starts `memsgd args...` with stdout and stderr sent to files; env: extra NAME=VALUE entries.
 pid_t Spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err,

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -22,39 +21,11 @@
 
 using namespace memsgd;
 namespace fs = std::filesystem;
+using test::ReadText;
+using test::Scratch;
+using test::WriteText;
 
 namespace {
-
-struct Scratch {
-  fs::path dir;
-  Scratch() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("memsgd_hard_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator()(const std::string& name) const { return (dir / name).string(); }
-  int Temporaries() const {
-    int k = 0;
-    for (const auto& e : fs::directory_iterator(dir))
-      k += e.path().filename().string().find(".tmp.") != std::string::npos;
-    return k;
-  }
-};
-
-std::string ReadBytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
-void WriteBytes(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f << bytes;
-}
 
 const Dataset& SmallData() {
   static const Dataset ds = [] {
@@ -195,7 +166,7 @@ TEST_CASE("Checkpoint: sequential resume is bit for bit the uninterrupted run") 
     CHECK(cut2.samples == 1536);
     rc.resume_path = ck2;
     CheckSameRun(full, Train(rc, SmallData()));
-    CHECK(tmp.Temporaries() == 0);
+    CHECK(tmp.Count(".tmp.") == 0);
   }
 }
 
@@ -225,7 +196,7 @@ TEST_CASE("Checkpoint: periodic saves, none after the end, cadence by --checkpoi
   CHECK(ReadCheckpoint(tmp("ck")).samples == 1500);
   c.checkpoint_every = 0;  // default: once per epoch
   CHECK(Train(c, SmallData()).checkpoints_written == 2);  // 600, 1200
-  CHECK(tmp.Temporaries() == 0);
+  CHECK(tmp.Count(".tmp.") == 0);
   // Resuming the last periodic checkpoint ends as the uninterrupted run.
   TrainConfig plain = BaseConfig();
   TrainConfig rc = BaseConfig();
@@ -263,7 +234,7 @@ TEST_CASE("Checkpoint: parallel runs restore the same state and end equivalently
       const TrainResult again = Train(rc, SmallData());
       CHECK(again.status == TrainStatus::kInterrupted);
       CHECK(again.samples == cut.samples);
-      CHECK(ReadBytes(tmp("again.ck")) == ReadBytes(ck));
+      CHECK(ReadText(tmp("again.ck")) == ReadText(ck));
     }
 
     TrainConfig rc = c;
@@ -345,7 +316,7 @@ TEST_CASE("Checkpoint: resuming another run is refused") {
 TEST_CASE("Checkpoint: corrupt, truncated and foreign files are rejected cleanly") {
   Scratch tmp;
   (void)RunInterrupted(BaseConfig(), tmp("ck"), 700);
-  const std::string good = ReadBytes(tmp("ck"));
+  const std::string good = ReadText(tmp("ck"));
   REQUIRE(good.size() > 100);
   CHECK_NOTHROW((void)ParseCheckpoint(good, "x"));
   auto kind_of = [](const std::string& bytes) {
@@ -414,7 +385,7 @@ TEST_CASE("Checkpoint: corrupt, truncated and foreign files are rejected cleanly
   CHECK_THROWS_WITH_AS(ReadCheckpoint(tmp.dir.string()), doctest::Contains("is a directory"),
                        CheckpointError);
   // Through Train: a corrupt file is an error before any training.
-  WriteBytes(tmp("bad.ck"), good.substr(0, good.size() / 2));
+  WriteText(tmp("bad.ck"), good.substr(0, good.size() / 2));
   TrainConfig rc = BaseConfig();
   rc.resume_path = tmp("bad.ck");
   CHECK_THROWS_AS(Train(rc, SmallData()), CheckpointError);

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <set>
 #include <sstream>
 #include <string>
@@ -23,38 +22,12 @@
 
 using namespace memsgd;
 namespace fs = std::filesystem;
+using test::Fixture;
+using test::ReadText;
+using test::Scratch;
+using test::WriteText;
 
 namespace {
-
-std::string Fixture(const std::string& name) {
-  return test::SourcePath("tests/fixtures/" + name);
-}
-
-// A fresh scratch directory per test case, removed at the end.
-struct Scratch {
-  fs::path dir;
-  Scratch() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("memsgd_libsvm_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator()(const std::string& name) const { return (dir / name).string(); }
-};
-
-void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  f << text;
-}
-std::string ReadText(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
 
 bool HaveTool(const std::string& tool) {
   return std::system(("command -v " + tool + " >/dev/null 2>&1").c_str()) == 0;
@@ -67,15 +40,6 @@ int Run(const std::string& cmd) {
 }
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
-
-// Files in dir whose name contains `part` (to check that no temporary was left behind).
-int CountFilesContaining(const fs::path& dir, const std::string& part) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().filename().string().find(part) != std::string::npos) ++n;
-  }
-  return n;
-}
 
 void CheckSameData(const Dataset& a, const Dataset& b) {
   REQUIRE(a.NumRows() == b.NumRows());
@@ -385,7 +349,7 @@ TEST_CASE("WriteLibsvm -> ReadLibsvm round trip is bit-exact") {
   g.seed = test::Seed();
   Dataset ds = GenerateLike(g);
   WriteLibsvm(ds, tmp("rt.svm"));
-  CHECK(CountFilesContaining(tmp.dir, ".tmp.") == 0);
+  CHECK(tmp.Count(".tmp.") == 0);
   ReadOptions opt;
   opt.num_features = ds.NumFeatures();
   const Dataset back = ReadLibsvm(tmp("rt.svm"), opt);
@@ -620,5 +584,5 @@ TEST_CASE("CLI: memsgd convert idx") {
   CHECK(Run(bin + " convert idx --images " + Quote(tmp("nope")) + " --labels " + Quote(tmp("lab")) +
             " --out " + Quote(tmp("c.svm")) + quiet) == 2);
   CHECK_FALSE(fs::exists(tmp("c.svm")));
-  CHECK(CountFilesContaining(tmp.dir, ".tmp.") == 0);
+  CHECK(tmp.Count(".tmp.") == 0);
 }
