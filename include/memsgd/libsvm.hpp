@@ -8,7 +8,11 @@
 // A file with a single class c (e.g. a small test split) maps it to +1 if c > 0, else to -1;
 // use ReadOptions::fixed_positive_label to read a test set with the training set's mapping.
 // Errors read `FILE:LINE: REASON (token 'TOK')` (ParseError::what()).
+// Parsing runs on ReadOptions::threads threads (all cores by default): text is read in batches
+// by a reader thread and parsed in chunks concurrently; the result and any error are exactly
+// those of the sequential parse (the first bad line in file order, its line number).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -47,6 +51,13 @@ struct ReadOptions {
   std::optional<double> fixed_positive_label;
   // Store dense (row-major) when nnz / (n d) >= this; > 1 never densifies.
   double densify_at = 0.5;
+  // Parser threads: 0 = all cores (oneTBB's default), 1 = the sequential reader, P = at most P.
+  // The result (data, ReadInfo, errors and their line numbers) is the same for every value.
+  // Plain files under 4 MiB are always read sequentially.
+  int threads = 0;
+  // Bytes per chunk of the parallel parser; 0 = automatic. > 0 forces the parallel parser even
+  // for one thread and tiny files (for tests of chunk boundaries).
+  std::size_t chunk_bytes = 0;
 };
 
 // Reads a whole file. Throws ParseError on any malformed input (nothing partial is returned).

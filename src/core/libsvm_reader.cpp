@@ -4,6 +4,9 @@
 // liblzma when the magic bytes say so); complete lines are parsed in place with std::from_chars
 // and a hand-written index scanner, and the partial last line of a block is carried over to the
 // next. Rows go into growable CSR vectors; labels are mapped to -1/+1 once the file is read.
+// With more than one thread (and more than a few MiB of text) the text is read in large batches
+// on a reader thread and each batch is parsed in chunks concurrently ("Parallel parse" below),
+// with the sequential loop's result, ReadInfo and errors.
 #include "memsgd/libsvm.hpp"
 
 #include <bzlib.h>
@@ -13,18 +16,26 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <tbb/blocked_range.h>
+#include <tbb/info.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <limits>
 #include <memory>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <unordered_map>
 
 namespace memsgd {
@@ -33,6 +44,8 @@ namespace {
 
 constexpr std::size_t kBlock = std::size_t{1} << 20;  // bytes per read / decompression step
 constexpr std::size_t kMaxTokenShown = 48;
+// Plain files smaller than this are parsed by the sequential loop whatever the thread count.
+constexpr std::size_t kSmallInput = std::size_t{4} << 20;
 
 // A token as shown in a message: non-printable bytes escaped, long tokens cut.
 std::string ShowToken(std::string_view tok) {
@@ -568,15 +581,72 @@ struct ClassCount {
   double value;
   Offset count;
   long long first_line;
+  std::string token;  // the label as written on first_line (for the "more than two classes" error)
 };
 
 class Parser {
  public:
-  Parser(const std::string& shown, const ReadOptions& opt) : file_(shown), opt_(opt) {
+  // chunk = true: one piece of a parallel parse. Line numbers are local to the piece, and the
+  // "more than two classes" check is left to MergeClasses (it needs the classes of every earlier
+  // piece): classes are only recorded, in order of first appearance.
+  Parser(const std::string& shown, const ReadOptions& opt, bool chunk = false)
+      : file_(shown), opt_(opt), chunk_(chunk) {
     track_classes_ = !opt.fixed_positive_label.has_value();
   }
 
   long long LinesSeen() const noexcept { return line_; }
+  bool TracksClasses() const noexcept { return track_classes_; }
+  const std::vector<ClassCount>& Classes() const noexcept { return classes_; }
+  long long MaxIndex() const noexcept { return max_index_; }
+  Offset Dropped() const noexcept { return dropped_; }
+  Offset Rows() const noexcept { return static_cast<Offset>(labels_.size()); }
+  Offset Entries() const noexcept { return static_cast<Offset>(col_.size()); }
+
+  // Parallel parse, in file order: adds the classes of the next piece, whose first line is
+  // global line base + 1, exactly as NoteClass would have seen them (same error, same line).
+  void MergeClasses(const Parser& piece, long long base) {
+    for (const ClassCount& c : piece.classes_) {
+      line_ = base + c.first_line;
+      NoteClass(c.value, c.token, c.count);
+    }
+  }
+
+  // Parallel parse: the pieces' rows, in order, become this parser's rows (lines: the total).
+  // run(n, fn) calls fn(i) for i in [0, n), possibly concurrently.
+  template <class Run>
+  void AdoptPieces(std::vector<std::unique_ptr<Parser>>& pieces, long long lines, Run&& run) {
+    const std::size_t k = pieces.size();
+    std::vector<std::size_t> row0(k + 1, 0), ent0(k + 1, 0);
+    for (std::size_t i = 0; i < k; ++i) {
+      row0[i + 1] = row0[i] + pieces[i]->labels_.size();
+      ent0[i + 1] = ent0[i] + pieces[i]->col_.size();
+      max_index_ = std::max(max_index_, pieces[i]->max_index_);
+      dropped_ += pieces[i]->dropped_;
+    }
+    line_ = lines;
+    row_ptr_.assign(row0[k] + 1, 0);
+    col_.clear();
+    val_.clear();
+    labels_.clear();
+    col_.shrink_to_fit();
+    val_.shrink_to_fit();
+    col_.resize(ent0[k]);
+    val_.resize(ent0[k]);
+    labels_.resize(row0[k]);
+    run(k, [&](std::size_t i) {
+      Parser& p = *pieces[i];
+      const auto off = static_cast<Offset>(ent0[i]);
+      for (std::size_t r = 1; r < p.row_ptr_.size(); ++r) row_ptr_[row0[i] + r] = p.row_ptr_[r] + off;
+      std::copy(p.col_.begin(), p.col_.end(), col_.begin() + static_cast<std::ptrdiff_t>(ent0[i]));
+      std::copy(p.val_.begin(), p.val_.end(), val_.begin() + static_cast<std::ptrdiff_t>(ent0[i]));
+      std::copy(p.labels_.begin(), p.labels_.end(),
+                labels_.begin() + static_cast<std::ptrdiff_t>(row0[i]));
+      std::vector<Index>().swap(p.col_);  // free each piece as soon as it is copied
+      std::vector<Value>().swap(p.val_);
+      std::vector<double>().swap(p.labels_);
+      std::vector<Offset>().swap(p.row_ptr_);
+    });
+  }
 
   void Reserve(std::uint64_t text_bytes) {
     // Rough guess (about 8 text bytes per entry); the vectors grow if it is low.
@@ -794,34 +864,35 @@ class Parser {
     }
     if (y == 0) y = 0.0;  // -0 and 0 are one class
     labels_.push_back(y);
-    if (track_classes_) NoteClass(y, tok);
+    if (track_classes_) NoteClass(y, tok, 1);
   }
 
-  void NoteClass(double y, std::string_view tok) {
+  // `count` rows of class y, the first of them on line_ (count > 1 only from MergeClasses).
+  void NoteClass(double y, std::string_view tok, Offset count) {
     const std::size_t k = classes_.size();
     if (k > 0 && classes_[0].value == y) {
-      ++classes_[0].count;
+      classes_[0].count += count;
       return;
     }
     if (k > 1 && classes_[1].value == y) {
-      ++classes_[1].count;
+      classes_[1].count += count;
       return;
     }
     if (k > 2) {
       auto it = class_index_.find(y);
       if (it != class_index_.end()) {
-        ++classes_[it->second].count;
+        classes_[it->second].count += count;
         return;
       }
     }
-    if (k == 2 && !opt_.positive_label) {
+    if (k == 2 && !opt_.positive_label && !chunk_) {
       Bad(tok, "more than two classes (labels " + NumberText(classes_[0].value) + " (line " +
                    std::to_string(classes_[0].first_line) + "), " +
                    NumberText(classes_[1].value) + " (line " +
                    std::to_string(classes_[1].first_line) + ") and " + NumberText(y) +
                    "); choose the +1 class with a positive label");
     }
-    classes_.push_back({y, 1, line_});
+    classes_.push_back({y, count, line_, std::string(tok.substr(0, 256))});
     if (classes_.size() > 2) {
       if (class_index_.empty()) {
         for (std::size_t j = 0; j < classes_.size(); ++j) class_index_[classes_[j].value] = j;
@@ -836,6 +907,7 @@ class Parser {
   long long line_ = 0;
   long long max_index_ = 0;
   Offset dropped_ = 0;
+  bool chunk_ = false;
   bool track_classes_ = true;
   std::vector<Offset> row_ptr_{0};
   std::vector<Index> col_;
@@ -845,26 +917,354 @@ class Parser {
   std::unordered_map<double, std::size_t> class_index_;
 };
 
-}  // namespace
 
-ParseError::ParseError(std::string file, long long line, std::string token, std::string reason)
-    : std::runtime_error(FormatParseError(file, line, token, reason)),
-      file_(std::move(file)),
-      line_(line),
-      token_(std::move(token)),
-      reason_(std::move(reason)) {}
+// ---------------------------------------------------------------------------------------------
+// Parallel parse.
+//
+// The decompressed text is read in batches of tens of MiB by a reader thread (the next batch is
+// read while the current one is parsed). A batch is cut into chunks at line starts; the chunks are
+// parsed concurrently, each by its own Parser in chunk mode (local line numbers, classes only
+// recorded); then, in file order, the chunks' classes are merged (the "more than two classes"
+// check), the first error is rethrown with its global line number, and finally the chunks' CSR
+// pieces are copied into one set of arrays. The result, the ReadInfo and every error are those
+// of the sequential loop (ReadSequential below):
+//  * The reader issues exactly the sequential loop's reads (same sizes: it mirrors the 1 MiB
+//    buffer, its carried-over line and its growth), so decompression errors and the memory check
+//    happen after the same bytes, and the long-line refusal (CheckLineFits) fires at the same
+//    point for an endless line (/dev/zero).
+//  * A line as long as the sequential buffer runs through the same CheckLineFits calls before it
+//    is parsed (LongLineCheck); whether they fail depends only on the line's length.
+//  * Errors in a chunk stop that chunk; chunks after the first failed one stop early. Events
+//    of one line come in the sequential order: long-line check, label class, then the rest.
 
-Dataset ReadLibsvm(const std::string& path, const ReadOptions& options) {
-  ReadInfo info;
-  return ReadLibsvm(path, options, info);
+// Sequential buffer growth for a line of `len` bytes (what the sequential loop holds of it: the
+// line without its '\n', plus a leading byte-order mark on line 1).
+void LongLineCheck(const std::string& shown, long long line, std::size_t len) {
+  for (std::size_t s = kBlock; s <= len; s *= 2) CheckLineFits(shown, line, s * 2);
 }
 
-Dataset ReadLibsvm(const std::string& path, const ReadOptions& options, ReadInfo& info) {
-  info = ReadInfo{};
-  const std::string shown = ShownName(path);
-  if (options.num_features < 0) Fail(shown, 0, {}, "negative num_features in ReadOptions");
-  Source src(path, shown);
-  info.compression = CompressionName(src.Kind());
+// Runs fn(i) for i in [0, n) on up to `threads` threads. ThreadSanitizer builds
+// (MEMSGD_STD_THREADS) use std::thread, as the worker pool does (include/memsgd/worker_pool.hpp).
+class ChunkRunner {
+ public:
+  // threads: 0 = all cores; more than the cores is capped (oversubscription only slows parsing).
+  explicit ChunkRunner(int threads) : threads_(threads) {
+#ifndef MEMSGD_STD_THREADS
+    if (threads_ > 0) {
+      threads_ = std::min(threads_, std::max(1, tbb::info::default_concurrency()));
+      arena_ = std::make_unique<tbb::task_arena>(threads_);
+    }
+#endif
+  }
+  template <class F>
+  void operator()(std::size_t n, F&& fn) {
+    if (n == 0) return;
+#ifdef MEMSGD_STD_THREADS
+    const auto t = std::min<std::size_t>(n, static_cast<std::size_t>(Threads()));
+    if (t <= 1) {
+      for (std::size_t i = 0; i < n; ++i) fn(i);
+      return;
+    }
+    std::atomic<std::size_t> next{0};
+    std::vector<std::thread> pool;
+    pool.reserve(t);
+    for (std::size_t w = 0; w < t; ++w) {
+      pool.emplace_back([&] {
+        for (std::size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(i);
+      });
+    }
+    for (auto& th : pool) th.join();
+#else
+    auto body = [&] {
+      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n, 1),
+                        [&](const tbb::blocked_range<std::size_t>& r) {
+                          for (std::size_t i = r.begin(); i != r.end(); ++i) fn(i);
+                        });
+    };
+    if (arena_) arena_->execute(body);
+    else body();
+#endif
+  }
+  int Threads() const {
+    if (threads_ > 0) return threads_;
+#ifdef MEMSGD_STD_THREADS
+    return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+#else
+    return tbb::this_task_arena::max_concurrency();
+#endif
+  }
+
+ private:
+  int threads_;
+#ifndef MEMSGD_STD_THREADS
+  std::unique_ptr<tbb::task_arena> arena_;
+#endif
+};
+
+// One batch of text: [0, parse_end) holds complete lines (the carried-over start of a line from
+// the previous batch first); [parse_end, len) is the start of a line continued in the next batch.
+// Text bytes (not zero-filled: a batch is written once by the reader).
+struct TextBuffer {
+  std::unique_ptr<char[]> p;
+  std::size_t cap = 0;
+  char* data() const noexcept { return p.get(); }
+  std::size_t size() const noexcept { return cap; }
+  // Grows to at least n bytes keeping the first `keep`.
+  void Grow(std::size_t n, std::size_t keep) {
+    if (n <= cap) return;
+    n = std::max(n, cap + cap / 2);
+    std::unique_ptr<char[]> q(new char[n]);
+    if (keep > 0) std::memcpy(q.get(), p.get(), keep);
+    p = std::move(q);
+    cap = n;
+  }
+};
+
+struct Batch {
+  TextBuffer buf;
+  std::size_t len = 0;
+  std::size_t parse_end = 0;
+  std::size_t skip = 0;  // a byte-order mark at the start of the text
+  bool eof = false;
+  // What stopped the reading (after the lines before it are parsed): a read or decompression
+  // error, or (next_line) the long-line refusal of the line continued after parse_end.
+  std::exception_ptr error;
+  bool error_next_line = false;
+};
+
+// Reads batches with the sequential loop's read sizes (see above).
+class BatchReader {
+ public:
+  BatchReader(Source& src, const std::string& shown, std::size_t target)
+      : src_(src), shown_(shown), target_(target) {}
+
+  std::uint64_t TextBytes() const noexcept { return text_bytes_; }
+
+  // `start` holds `carried` bytes: the unfinished line of the previous batch.
+  Batch Next(TextBuffer start, std::size_t carried) {
+    Batch b;
+    b.buf = std::move(start);
+    b.len = carried;
+    b.buf.Grow(target_ + size_, b.len);
+    for (;;) {
+      if (b.len >= target_ && b.parse_end > 0) break;
+      if (have_ == size_) {  // the sequential buffer is full of one unfinished line: it grows
+        try {
+          CheckLineFits(shown_, 0, size_ * 2);
+        } catch (const ParseError&) {
+          b.error = std::current_exception();
+          b.error_next_line = true;
+          break;
+        }
+        size_ *= 2;
+      }
+      const std::size_t cap = size_ - have_;
+      if (b.buf.size() - b.len < cap) b.buf.Grow(b.len + cap, b.len);
+      std::size_t got = 0;
+      try {
+        got = src_.Read(b.buf.data() + b.len, cap);
+      } catch (const ParseError&) {
+        if (first_) throw;
+        b.error = std::current_exception();
+        break;
+      }
+      text_bytes_ += got;
+      if (first_) {  // the memory check of the sequential loop, on the same first block
+        first_ = false;
+        MemoryCheck(b.buf.data() + b.len, got);
+      }
+      char* const fresh = b.buf.data() + b.len;
+      b.len += got;
+      if (got == 0) {
+        b.eof = true;
+        b.parse_end = b.len;
+        break;
+      }
+      have_ += got;
+      if (at_start_ && have_ >= 3) {
+        at_start_ = false;
+        if (std::memcmp(b.buf.data(), "\xEF\xBB\xBF", 3) == 0) b.skip = 3;
+        // The first scan covers the whole buffer (a newline before the third byte included).
+        if (const void* nl = memrchr(b.buf.data(), '\n', b.len)) {
+          b.parse_end = static_cast<std::size_t>(static_cast<const char*>(nl) - b.buf.data()) + 1;
+          have_ = b.len - b.parse_end;
+        }
+      } else if (!at_start_) {
+        if (const void* nl = memrchr(fresh, '\n', got)) {
+          b.parse_end = static_cast<std::size_t>(static_cast<const char*>(nl) - b.buf.data()) + 1;
+          have_ = b.len - b.parse_end;
+        }
+      }
+    }
+    if (b.skip > b.parse_end) b.skip = 0;
+    return b;
+  }
+
+ private:
+  void MemoryCheck(const char* sample, std::size_t got) {
+    if (src_.SizeHint() == 0 || got == 0) return;
+    double total = 0;
+    const char* how = "file size";
+    if (src_.Kind() == Compression::kNone) {
+      total = static_cast<double>(src_.SizeHint());
+    } else {
+      const double consumed =
+          static_cast<double>(std::max<std::uint64_t>(src_.RawConsumed(), 1));
+      total = static_cast<double>(src_.SizeHint()) * static_cast<double>(got) / consumed;
+      how = "compressed size x the expansion so far";
+    }
+    CheckFitsInMemory(shown_, sample, got, std::max(total, static_cast<double>(got)), how);
+  }
+
+  Source& src_;
+  const std::string& shown_;
+  std::size_t target_;
+  // The sequential loop's buffer: its size and the bytes of the unfinished line it holds.
+  std::size_t size_ = kBlock;
+  std::size_t have_ = 0;
+  bool at_start_ = true;
+  bool first_ = true;
+  std::uint64_t text_bytes_ = 0;
+};
+
+// One chunk of a batch and what parsing it gave.
+struct Chunk {
+  const char* begin = nullptr;
+  const char* end = nullptr;
+  std::size_t first_line_extra = 0;  // bytes before begin that belong to its first line (BOM)
+  std::unique_ptr<Parser> parser;
+  bool failed = false;  // ParseError at local line err_line (its token and reason)
+  long long err_line = 0;
+  std::string err_token, err_reason;
+  std::exception_ptr other;  // anything else (std::bad_alloc)
+};
+
+constexpr std::size_t kNoError = std::numeric_limits<std::size_t>::max();
+
+void ParseChunk(Chunk& c, std::size_t index, std::atomic<std::size_t>& first_failed,
+                const std::string& shown, const ReadOptions& opt) {
+  if (first_failed.load(std::memory_order_relaxed) < index) return;
+  auto note_failure = [&] {
+    std::size_t cur = first_failed.load(std::memory_order_relaxed);
+    while (index < cur && !first_failed.compare_exchange_weak(cur, index, std::memory_order_relaxed)) {
+    }
+  };
+  try {
+    c.parser = std::make_unique<Parser>(shown, opt, /*chunk=*/true);
+    Parser& parser = *c.parser;
+    parser.Reserve(static_cast<std::uint64_t>(c.end - c.begin));
+    const char* p = c.begin;
+    std::size_t extra = c.first_line_extra;
+    unsigned count = 0;
+    while (p < c.end) {
+      const auto* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(c.end - p)));
+      const char* le = nl ? nl : c.end;
+      const auto len = static_cast<std::size_t>(le - p) + extra;
+      extra = 0;
+      if (len >= kBlock) LongLineCheck(shown, parser.LinesSeen() + 1, len);
+      parser.Line(p, le);
+      p = nl ? nl + 1 : c.end;
+      if ((++count & 1023U) == 0 && first_failed.load(std::memory_order_relaxed) < index) return;
+    }
+  } catch (const ParseError& e) {
+    c.failed = true;
+    c.err_line = e.Line();
+    c.err_token = e.Token();
+    c.err_reason = e.Reason();
+    note_failure();
+  } catch (...) {
+    c.other = std::current_exception();
+    note_failure();
+  }
+}
+
+Dataset ReadParallel(Source& src, const std::string& shown, const ReadOptions& options,
+                     ReadInfo& info, ChunkRunner& run) {
+  const int threads = std::max(1, run.Threads());
+  // Bytes per batch: 16 MiB per thread (16-256 MiB); with forced small chunks (tests) small
+  // batches, so that small files cross batch boundaries too.
+  const std::size_t target =
+      options.chunk_bytes > 0
+          ? options.chunk_bytes * 4 * static_cast<std::size_t>(threads)
+          : std::clamp<std::size_t>(static_cast<std::size_t>(threads) << 24, std::size_t{16} << 20,
+                                    std::size_t{256} << 20);
+  BatchReader reader(src, shown, target);
+  Parser all(shown, options);
+  std::vector<std::unique_ptr<Parser>> pieces;
+  long long lines = 0;
+
+  Batch cur = reader.Next({}, 0);
+  for (;;) {
+    // Start reading the next batch (the carried-over line first) while this one is parsed.
+    std::future<Batch> next;
+    const bool more = !cur.eof && !cur.error;
+    if (more) {
+      const std::size_t carried = cur.len - cur.parse_end;
+      TextBuffer start;
+      start.Grow(std::max(carried, kBlock), 0);
+      if (carried > 0) std::memcpy(start.data(), cur.buf.data() + cur.parse_end, carried);
+      next = std::async(std::launch::async, [&reader, carried, s = std::move(start)]() mutable {
+        return reader.Next(std::move(s), carried);
+      });
+    }
+
+    // Chunks: about chunk bytes each, cut after a '\n'.
+    const char* const text = cur.buf.data() + cur.skip;
+    const char* const text_end = cur.buf.data() + cur.parse_end;
+    const auto size = static_cast<std::size_t>(text_end - text);
+    const std::size_t chunk_bytes =
+        options.chunk_bytes > 0
+            ? options.chunk_bytes
+            : std::clamp<std::size_t>(size / (4 * static_cast<std::size_t>(threads)) + 1,
+                                      std::size_t{256} << 10, std::size_t{16} << 20);
+    std::vector<Chunk> chunks;
+    for (const char* b = text; b < text_end;) {
+      const char* e = text_end;
+      if (static_cast<std::size_t>(text_end - b) > chunk_bytes) {
+        const char* probe = b + chunk_bytes - 1;
+        const auto* nl = static_cast<const char*>(
+            std::memchr(probe, '\n', static_cast<std::size_t>(text_end - probe)));
+        e = nl ? nl + 1 : text_end;
+      }
+      Chunk c;
+      c.begin = b;
+      c.end = e;
+      chunks.push_back(std::move(c));
+      b = e;
+    }
+    if (!chunks.empty() && cur.skip > 0) chunks.front().first_line_extra = cur.skip;
+    std::atomic<std::size_t> first_failed{kNoError};
+    run(chunks.size(), [&](std::size_t i) { ParseChunk(chunks[i], i, first_failed, shown, options); });
+
+    // In file order: classes, the first error, line numbers.
+    for (Chunk& c : chunks) {
+      if (all.TracksClasses() && c.parser) all.MergeClasses(*c.parser, lines);
+      if (c.failed) throw ParseError(shown, c.err_line > 0 ? lines + c.err_line : 0, c.err_token, c.err_reason);
+      if (c.other) std::rethrow_exception(c.other);
+      lines += c.parser->LinesSeen();
+      pieces.push_back(std::move(c.parser));
+    }
+    if (cur.error) {
+      if (!cur.error_next_line) std::rethrow_exception(cur.error);
+      try {
+        std::rethrow_exception(cur.error);
+      } catch (const ParseError& e) {
+        throw ParseError(shown, lines + 1, e.Token(), e.Reason());
+      }
+    }
+    if (!more) break;
+    cur = Batch{};  // free this batch's text before taking the next
+    cur = next.get();
+  }
+  info.text_bytes = reader.TextBytes();
+  all.AdoptPieces(pieces, lines, run);
+  pieces.clear();
+  return all.Finish(info);
+}
+
+// The sequential loop: 1 MiB blocks, lines parsed as they complete.
+Dataset ReadSequential(Source& src, const std::string& shown, const ReadOptions& options,
+                       ReadInfo& info) {
   Parser parser(shown, options);
   if (src.Kind() == Compression::kNone) parser.Reserve(src.SizeHint());
   else parser.Reserve(src.SizeHint() * 4);
@@ -927,6 +1327,37 @@ Dataset ReadLibsvm(const std::string& path, const ReadOptions& options, ReadInfo
     if (have > 0 && p != b) std::memmove(b, p, have);
   }
   return parser.Finish(info);
+}
+
+}  // namespace
+
+ParseError::ParseError(std::string file, long long line, std::string token, std::string reason)
+    : std::runtime_error(FormatParseError(file, line, token, reason)),
+      file_(std::move(file)),
+      line_(line),
+      token_(std::move(token)),
+      reason_(std::move(reason)) {}
+
+Dataset ReadLibsvm(const std::string& path, const ReadOptions& options) {
+  ReadInfo info;
+  return ReadLibsvm(path, options, info);
+}
+
+Dataset ReadLibsvm(const std::string& path, const ReadOptions& options, ReadInfo& info) {
+  info = ReadInfo{};
+  const std::string shown = ShownName(path);
+  if (options.num_features < 0) Fail(shown, 0, {}, "negative num_features in ReadOptions");
+  if (options.threads < 0) Fail(shown, 0, {}, "negative threads in ReadOptions");
+  Source src(path, shown);
+  info.compression = CompressionName(src.Kind());
+  ChunkRunner run(options.threads);
+  // One thread, or a small plain file: the sequential loop (no reader thread, no copy).
+  const bool small = src.Kind() == Compression::kNone && src.SizeHint() > 0 &&
+                     src.SizeHint() < kSmallInput;
+  if (options.chunk_bytes == 0 && (small || run.Threads() <= 1)) {
+    return ReadSequential(src, shown, options, info);
+  }
+  return ReadParallel(src, shown, options, info, run);
 }
 
 std::vector<unsigned char> ReadFileBytes(const std::string& path) {
