@@ -28,10 +28,6 @@
 
 using namespace memsgd;
 namespace fs = std::filesystem;
-using test::Fixture;
-using test::ReadText;
-using test::Scratch;
-using test::WriteText;
 
 namespace {
 
@@ -74,11 +70,11 @@ struct Outcome {
   std::string out, err;
 };
 
-Outcome Memsgd(const Scratch& tmp, const std::vector<std::string>& args,
+Outcome Memsgd(const test::Scratch& tmp, const std::vector<std::string>& args,
                const std::vector<std::string>& env = {}) {
   const std::string out = tmp("stdout.txt"), err = tmp("stderr.txt");
   const int rc = Wait(Spawn(args, out, err, env));
-  Outcome r{rc, ReadText(out), ReadText(err)};
+  Outcome r{rc, test::ReadText(out), test::ReadText(err)};
   fs::remove(out);
   fs::remove(err);
   return r;
@@ -102,7 +98,7 @@ long long ExpectedLine(const std::string& path) {
 // Trace rows without the seconds column (the only one that may differ between runs).
 std::vector<std::string> TraceWithoutSeconds(const std::string& path) {
   std::vector<std::string> rows;
-  std::istringstream in(ReadText(path));
+  std::istringstream in(test::ReadText(path));
   std::string line;
   while (std::getline(in, line)) {
     std::vector<std::string> cols;
@@ -118,7 +114,7 @@ std::vector<std::string> TraceWithoutSeconds(const std::string& path) {
 }
 
 // A data set large enough that a run takes a while (d = 1000: every step costs O(d)).
-std::string LargerData(const Scratch& tmp) {
+std::string LargerData(const test::Scratch& tmp) {
   GenerateOptions g;
   g.like = Shape::kRcv1;
   g.rows = 20000;
@@ -133,9 +129,9 @@ std::string LargerData(const Scratch& tmp) {
 }  // namespace
 
 TEST_CASE("CLI hardening: every bad fixture fails with file and line, exit 2, no outputs") {
-  Scratch tmp;
+  test::Scratch tmp;
   int files = 0;
-  for (const auto& entry : fs::directory_iterator(Fixture("bad"))) {
+  for (const auto& entry : fs::directory_iterator(test::Fixture("bad"))) {
     const std::string path = entry.path().string();
     CAPTURE(path);
     ++files;
@@ -161,7 +157,7 @@ TEST_CASE("CLI hardening: every bad fixture fails with file and line, exit 2, no
 }
 
 TEST_CASE("CLI hardening: unreadable inputs, empty data, a file too large for memory") {
-  Scratch tmp;
+  test::Scratch tmp;
   const std::string model = tmp("m.txt"), trace = tmp("t.csv");
   auto train = [&](const std::string& data, const std::vector<std::string>& env = {}) {
     return Memsgd(tmp, {"train", data, "--model", model, "--trace", trace, "-q"}, env);
@@ -176,7 +172,7 @@ TEST_CASE("CLI hardening: unreadable inputs, empty data, a file too large for me
   r = Memsgd(tmp, {"info", tmp("adir")});
   CHECK(r.rc == 2);
   CHECK(Contains(r.err, "is a directory"));
-  WriteText(tmp("secret.svm"), "1 1:1\n-1 2:1\n");
+  test::WriteText(tmp("secret.svm"), "1 1:1\n-1 2:1\n");
   ::chmod(tmp("secret.svm").c_str(), 0);
   if (::geteuid() != 0) {
     r = train(tmp("secret.svm"));
@@ -184,14 +180,14 @@ TEST_CASE("CLI hardening: unreadable inputs, empty data, a file too large for me
     CHECK(Contains(r.err, tmp("secret.svm") + ": cannot open: Permission denied"));
   }
   // Rows but no features at all.
-  WriteText(tmp("nofeat.svm"), "1\n-1\n");
+  test::WriteText(tmp("nofeat.svm"), "1\n-1\n");
   r = train(tmp("nofeat.svm"));
   CHECK(r.rc == 2);
   CHECK(Contains(r.err, "no features"));
   // Too large for the (simulated) available memory: refused before parsing.
   std::string text;
   for (int i = 0; i < 3000; ++i) text += (i % 2 ? "1 1:0.5 7:1.25\n" : "-1 2:0.25 3:1\n");
-  WriteText(tmp("big.svm"), text);
+  test::WriteText(tmp("big.svm"), text);
   r = train(tmp("big.svm"), {"MEMSGD_MEMORY_LIMIT=4K"});
   CHECK(r.rc == 2);
   CHECK(Contains(r.err, tmp("big.svm") + ": too large for the available memory"));
@@ -209,8 +205,8 @@ TEST_CASE("CLI hardening: unreadable inputs, empty data, a file too large for me
 }
 
 TEST_CASE("CLI hardening: usage errors exit 1 naming the option and the value, no outputs") {
-  Scratch tmp;
-  const std::string data = Fixture("golden.svm");  // d = 10
+  test::Scratch tmp;
+  const std::string data = test::Fixture("golden.svm");  // d = 10
   struct Case {
     std::vector<std::string> args;
     std::vector<std::string> fragments;
@@ -281,13 +277,13 @@ TEST_CASE("CLI hardening: usage errors exit 1 naming the option and the value, n
   }
   // An output that would replace an input or another output (on a copy of the data).
   fs::copy_file(data, tmp("copy.svm"));
-  const std::string original = ReadText(tmp("copy.svm"));
+  const std::string original = test::ReadText(tmp("copy.svm"));
   for (const char* opt : {"--model", "--trace", "--checkpoint"}) {
     CAPTURE(opt);
     const Outcome r = Memsgd(tmp, {"train", tmp("copy.svm"), opt, tmp("copy.svm"), "-q"});
     CHECK(r.rc == 1);
     CHECK(Contains(r.err, std::string(opt) + " '" + tmp("copy.svm") + "' would overwrite DATA"));
-    CHECK(ReadText(tmp("copy.svm")) == original);
+    CHECK(test::ReadText(tmp("copy.svm")) == original);
   }
   CHECK(Memsgd(tmp, {"train", data, "--model", tmp("same"), "--trace", tmp("same"), "-q"}).rc == 1);
   CHECK_FALSE(fs::exists(tmp("same")));
@@ -302,7 +298,7 @@ TEST_CASE("CLI hardening: usage errors exit 1 naming the option and the value, n
 }
 
 TEST_CASE("CLI hardening: NaN/inf stops at once, exit 3, trace kept, no model") {
-  Scratch tmp;
+  test::Scratch tmp;
   const std::string data = LargerData(tmp);
   for (const char* threads : {"0", "2"}) {
     CAPTURE(threads);
@@ -325,7 +321,7 @@ TEST_CASE("CLI hardening: NaN/inf stops at once, exit 3, trace kept, no model") 
 }
 
 TEST_CASE("CLI hardening: Ctrl-C writes trace, model and checkpoint (exit 130); resume is exact") {
-  Scratch tmp;
+  test::Scratch tmp;
   const std::string data = LargerData(tmp);
   struct Case {
     const char* threads;
@@ -357,7 +353,7 @@ TEST_CASE("CLI hardening: Ctrl-C writes trace, model and checkpoint (exit 130); 
     ::kill(pid, c.sig);
     const int rc = Wait(pid);
     CHECK(rc == 130);
-    const std::string err = ReadText(tmp("cut.err"));
+    const std::string err = test::ReadText(tmp("cut.err"));
     CHECK(Contains(err, "interrupted after"));
     CHECK(Contains(err, "continue with --resume " + ck));
     REQUIRE(fs::exists(tmp("cut.model")));
@@ -375,7 +371,7 @@ TEST_CASE("CLI hardening: Ctrl-C writes trace, model and checkpoint (exit 130); 
     const auto res_rows = TraceWithoutSeconds(tmp("res.csv"));
     CHECK(res_rows.size() == full_rows.size());
     if (std::string(c.threads) == "0") {
-      CHECK(ReadText(tmp("res.model")) == ReadText(tmp("full.model")));
+      CHECK(test::ReadText(tmp("res.model")) == test::ReadText(tmp("full.model")));
       CHECK(res_rows == full_rows);
     } else {
       // Parallel: the trace up to the checkpoint is the interrupted run's; the end is equivalent.
@@ -390,7 +386,7 @@ TEST_CASE("CLI hardening: Ctrl-C writes trace, model and checkpoint (exit 130); 
     CHECK(Contains(other.err, "other options"));
   }
   // Corrupt and missing checkpoints: exit 2 before any training.
-  WriteText(tmp("bad.ck"), "MEMSGDCK garbage");
+  test::WriteText(tmp("bad.ck"), "MEMSGDCK garbage");
   Outcome r = Memsgd(tmp, {"train", data, "--resume", tmp("bad.ck"), "-q"});
   CHECK(r.rc == 2);
   CHECK(Contains(r.err, tmp("bad.ck")));

@@ -21,9 +21,6 @@
 
 using namespace memsgd;
 namespace fs = std::filesystem;
-using test::ReadText;
-using test::Scratch;
-using test::WriteText;
 
 namespace {
 
@@ -127,7 +124,7 @@ std::vector<Variant> SequentialVariants() {
 }  // namespace
 
 TEST_CASE("Checkpoint: sequential resume is bit for bit the uninterrupted run") {
-  Scratch tmp;
+  test::Scratch tmp;
   for (const auto& var : SequentialVariants()) {
     CAPTURE(var.name);
     const TrainResult full = Train(var.config, SmallData());
@@ -171,7 +168,7 @@ TEST_CASE("Checkpoint: sequential resume is bit for bit the uninterrupted run") 
 }
 
 TEST_CASE("Checkpoint: a stop seen at a segment end saves a clean segment state") {
-  Scratch tmp;
+  test::Scratch tmp;
   TrainConfig c = BaseConfig();
   c.eval_every = 256;  // segment ends coincide with the 256-step polls
   const TrainResult full = Train(c, SmallData());
@@ -186,7 +183,7 @@ TEST_CASE("Checkpoint: a stop seen at a segment end saves a clean segment state"
 }
 
 TEST_CASE("Checkpoint: periodic saves, none after the end, cadence by --checkpoint-every") {
-  Scratch tmp;
+  test::Scratch tmp;
   TrainConfig c = BaseConfig();
   c.checkpoint_path = tmp("ck");
   c.checkpoint_every = 250;
@@ -205,7 +202,7 @@ TEST_CASE("Checkpoint: periodic saves, none after the end, cadence by --checkpoi
 }
 
 TEST_CASE("Checkpoint: parallel runs restore the same state and end equivalently") {
-  Scratch tmp;
+  test::Scratch tmp;
   for (const bool replacement : {false, true}) {
     CAPTURE(replacement);
     TrainConfig c = BaseConfig();
@@ -234,7 +231,7 @@ TEST_CASE("Checkpoint: parallel runs restore the same state and end equivalently
       const TrainResult again = Train(rc, SmallData());
       CHECK(again.status == TrainStatus::kInterrupted);
       CHECK(again.samples == cut.samples);
-      CHECK(ReadText(tmp("again.ck")) == ReadText(ck));
+      CHECK(test::ReadText(tmp("again.ck")) == test::ReadText(ck));
     }
 
     TrainConfig rc = c;
@@ -255,7 +252,7 @@ TEST_CASE("Checkpoint: parallel runs restore the same state and end equivalently
 }
 
 TEST_CASE("Checkpoint: resuming another run is refused") {
-  Scratch tmp;
+  test::Scratch tmp;
   TrainConfig c = BaseConfig();
   (void)RunInterrupted(c, tmp("ck"), 700);
   auto kind_of = [&](const TrainConfig& rc, const Dataset& data) {
@@ -314,9 +311,9 @@ TEST_CASE("Checkpoint: resuming another run is refused") {
 }
 
 TEST_CASE("Checkpoint: corrupt, truncated and foreign files are rejected cleanly") {
-  Scratch tmp;
+  test::Scratch tmp;
   (void)RunInterrupted(BaseConfig(), tmp("ck"), 700);
-  const std::string good = ReadText(tmp("ck"));
+  const std::string good = test::ReadText(tmp("ck"));
   REQUIRE(good.size() > 100);
   CHECK_NOTHROW((void)ParseCheckpoint(good, "x"));
   auto kind_of = [](const std::string& bytes) {
@@ -385,7 +382,7 @@ TEST_CASE("Checkpoint: corrupt, truncated and foreign files are rejected cleanly
   CHECK_THROWS_WITH_AS(ReadCheckpoint(tmp.dir.string()), doctest::Contains("is a directory"),
                        CheckpointError);
   // Through Train: a corrupt file is an error before any training.
-  WriteText(tmp("bad.ck"), good.substr(0, good.size() / 2));
+  test::WriteText(tmp("bad.ck"), good.substr(0, good.size() / 2));
   TrainConfig rc = BaseConfig();
   rc.resume_path = tmp("bad.ck");
   CHECK_THROWS_AS(Train(rc, SmallData()), CheckpointError);
@@ -419,7 +416,7 @@ TEST_CASE("Divergence: NaN/inf stops at once with a message naming --gamma, trac
     CHECK_FALSE(finite_point);
   }
   // No checkpoint is taken of a diverged state.
-  Scratch tmp;
+  test::Scratch tmp;
   TrainConfig c = BaseConfig();
   c.schedule = ScheduleKind::kConstant;
   c.gamma = 1e300;
@@ -480,7 +477,7 @@ TEST_CASE("Limits: clear errors for impossible configurations") {
 }
 
 TEST_CASE("Reader: a file too large for the available memory is refused up front") {
-  Scratch tmp;
+  test::Scratch tmp;
   WriteLibsvm(SmallData(), tmp("d.svm"));
   const auto size = fs::file_size(tmp("d.svm"));
   REQUIRE(size > 20000);

@@ -22,10 +22,6 @@
 
 using namespace memsgd;
 namespace fs = std::filesystem;
-using test::Fixture;
-using test::ReadText;
-using test::Scratch;
-using test::WriteText;
 
 namespace {
 
@@ -94,7 +90,7 @@ void CheckGolden(const Dataset& ds) {
 TEST_CASE("ReadLibsvm: golden file (comments, blank lines, qid, tabs, explicit zeros, label-only "
           "rows, no final newline)") {
   ReadInfo info;
-  const Dataset ds = ReadLibsvm(Fixture("golden.svm"), {}, info);
+  const Dataset ds = ReadLibsvm(test::Fixture("golden.svm"), {}, info);
   CheckGolden(ds);
   CHECK(info.compression == "none");
   CHECK(info.lines == 7);
@@ -105,7 +101,7 @@ TEST_CASE("ReadLibsvm: golden file (comments, blank lines, qid, tabs, explicit z
 }
 
 TEST_CASE("ReadLibsvm: CRLF line endings read the same") {
-  CheckGolden(ReadLibsvm(Fixture("golden_crlf.svm")));
+  CheckGolden(ReadLibsvm(test::Fixture("golden_crlf.svm")));
 }
 
 TEST_CASE("ReadLibsvm: gzip, bzip2 and xz fixtures, detected by magic bytes") {
@@ -113,21 +109,21 @@ TEST_CASE("ReadLibsvm: gzip, bzip2 and xz fixtures, detected by magic bytes") {
                            "golden_gzip_no_extension.dat"}) {
     CAPTURE(name);
     ReadInfo info;
-    CheckGolden(ReadLibsvm(Fixture(name), {}, info));
+    CheckGolden(ReadLibsvm(test::Fixture(name), {}, info));
     CHECK(info.compression != "none");
   }
 }
 
 TEST_CASE("ReadLibsvm: label mappings") {
   SUBCASE("{0,1}: 1 is +1") {
-    const Dataset ds = ReadLibsvm(Fixture("labels_01.svm"));
+    const Dataset ds = ReadLibsvm(test::Fixture("labels_01.svm"));
     const std::vector<double> y{-1, 1, -1};
     CHECK(std::equal(y.begin(), y.end(), ds.Labels().begin()));
     CHECK(ds.positive_label == 1.0);
     CHECK(ds.negative_label == 0.0);
   }
   SUBCASE("{1,2}: 2 is +1") {
-    const Dataset ds = ReadLibsvm(Fixture("labels_12.svm"));
+    const Dataset ds = ReadLibsvm(test::Fixture("labels_12.svm"));
     CHECK(ds.Label(0) == 1.0);
     CHECK(ds.Label(1) == -1.0);
     CHECK(ds.positive_label == 2.0);
@@ -137,7 +133,7 @@ TEST_CASE("ReadLibsvm: label mappings") {
     ReadOptions opt;
     opt.positive_label = 2.0;
     ReadInfo info;
-    const Dataset ds = ReadLibsvm(Fixture("multiclass.svm"), opt, info);
+    const Dataset ds = ReadLibsvm(test::Fixture("multiclass.svm"), opt, info);
     const std::vector<double> y{-1, 1, -1, 1};
     CHECK(std::equal(y.begin(), y.end(), ds.Labels().begin()));
     CHECK(ds.positive_label == 2.0);
@@ -148,7 +144,7 @@ TEST_CASE("ReadLibsvm: label mappings") {
   SUBCASE("positive_label on a two-class file can pick the smaller value") {
     ReadOptions opt;
     opt.positive_label = 0.0;
-    const Dataset ds = ReadLibsvm(Fixture("labels_01.svm"), opt);
+    const Dataset ds = ReadLibsvm(test::Fixture("labels_01.svm"), opt);
     CHECK(ds.Label(0) == 1.0);
     CHECK(ds.Label(1) == -1.0);
     CHECK(ds.positive_label == 0.0);
@@ -157,27 +153,27 @@ TEST_CASE("ReadLibsvm: label mappings") {
   SUBCASE("positive_label that does not occur is an error") {
     ReadOptions opt;
     opt.positive_label = 7.0;
-    CHECK_THROWS_WITH_AS(ReadLibsvm(Fixture("labels_01.svm"), opt),
+    CHECK_THROWS_WITH_AS(ReadLibsvm(test::Fixture("labels_01.svm"), opt),
                          doctest::Contains("positive label 7 does not occur"), ParseError);
   }
   SUBCASE("fixed_positive_label (test sets): any number of classes") {
     ReadOptions opt;
     opt.fixed_positive_label = 1.0;
-    const Dataset ds = ReadLibsvm(Fixture("multiclass.svm"), opt);
+    const Dataset ds = ReadLibsvm(test::Fixture("multiclass.svm"), opt);
     const std::vector<double> y{1, -1, -1, -1};
     CHECK(std::equal(y.begin(), y.end(), ds.Labels().begin()));
     CHECK(ds.positive_label == 1.0);
     CHECK(std::isnan(ds.negative_label));
     // A value absent from the file is fine for a test set: every row is -1.
     opt.fixed_positive_label = 5.0;
-    const Dataset none = ReadLibsvm(Fixture("labels_12.svm"), opt);
+    const Dataset none = ReadLibsvm(test::Fixture("labels_12.svm"), opt);
     CHECK(none.Label(0) == -1.0);
     CHECK(none.Label(1) == -1.0);
   }
   SUBCASE("a single class maps to +1 if positive, else -1") {
-    Scratch tmp;
-    WriteText(tmp("pos"), "3 1:1\n3 2:1\n");
-    WriteText(tmp("neg"), "0 1:1\n0 2:1\n");
+    test::Scratch tmp;
+    test::WriteText(tmp("pos"), "3 1:1\n3 2:1\n");
+    test::WriteText(tmp("neg"), "0 1:1\n0 2:1\n");
     const Dataset p = ReadLibsvm(tmp("pos"));
     CHECK(p.Label(0) == 1.0);
     CHECK(p.positive_label == 3.0);
@@ -188,8 +184,8 @@ TEST_CASE("ReadLibsvm: label mappings") {
     CHECK(std::isnan(n.positive_label));
   }
   SUBCASE("1, +1, 1.0 and 1e0 are one class; -0 and 0 too") {
-    Scratch tmp;
-    WriteText(tmp("f"), "1 1:1\n+1 1:1\n1.0 1:1\n1e0 1:1\n-0 1:1\n0 1:1\n");
+    test::Scratch tmp;
+    test::WriteText(tmp("f"), "1 1:1\n+1 1:1\n1.0 1:1\n1e0 1:1\n-0 1:1\n0 1:1\n");
     const Dataset ds = ReadLibsvm(tmp("f"));
     const std::vector<double> y{1, 1, 1, 1, -1, -1};
     CHECK(std::equal(y.begin(), y.end(), ds.Labels().begin()));
@@ -199,29 +195,29 @@ TEST_CASE("ReadLibsvm: label mappings") {
 TEST_CASE("ReadLibsvm: fixed num_features and ignore_extra_features") {
   ReadOptions opt;
   opt.num_features = 5;
-  CHECK_THROWS_WITH_AS(ReadLibsvm(Fixture("golden.svm"), opt),
+  CHECK_THROWS_WITH_AS(ReadLibsvm(test::Fixture("golden.svm"), opt),
                        doctest::Contains("golden.svm:2: index 10 exceeds the number of features (5)"),
                        ParseError);
   opt.ignore_extra_features = true;
   ReadInfo info;
-  const Dataset ds = ReadLibsvm(Fixture("golden.svm"), opt, info);
+  const Dataset ds = ReadLibsvm(test::Fixture("golden.svm"), opt, info);
   CHECK(ds.NumFeatures() == 5);
   CHECK(ds.NumNonZeros() == 5);  // 1:0.5 3:-2 | 2:4 5:0 | 4:125
   CHECK(info.dropped_entries == 3);
   opt = {};
   opt.num_features = 20;  // larger than the file's largest index
-  CHECK(ReadLibsvm(Fixture("golden.svm"), opt).NumFeatures() == 20);
+  CHECK(ReadLibsvm(test::Fixture("golden.svm"), opt).NumFeatures() == 20);
 }
 
 TEST_CASE("ReadLibsvm: dense files become dense storage") {
-  const Dataset ds = ReadLibsvm(Fixture("dense.svm"));
+  const Dataset ds = ReadLibsvm(test::Fixture("dense.svm"));
   REQUIRE(ds.IsDense());
   CHECK(ds.NumFeatures() == 3);
   CHECK(ds.Dense(1).val[2] == 6.0f);
   CHECK(ds.Dense(2).val[1] == 0.0f);
   ReadOptions opt;
   opt.densify_at = 2.0;  // never
-  CHECK_FALSE(ReadLibsvm(Fixture("dense.svm"), opt).IsDense());
+  CHECK_FALSE(ReadLibsvm(test::Fixture("dense.svm"), opt).IsDense());
 }
 
 TEST_CASE("ReadLibsvm: every bad fixture fails with its line number and reason") {
@@ -270,7 +266,7 @@ TEST_CASE("ReadLibsvm: every bad fixture fails with its line number and reason")
   for (const auto& c : cases) {
     listed.insert(c.file);
     CAPTURE(c.file);
-    const std::string path = Fixture(std::string("bad/") + c.file);
+    const std::string path = test::Fixture(std::string("bad/") + c.file);
     REQUIRE(fs::exists(path));
     try {
       (void)ReadLibsvm(path);
@@ -286,7 +282,7 @@ TEST_CASE("ReadLibsvm: every bad fixture fails with its line number and reason")
     }
   }
   // Every file in bad/ has an expectation above.
-  for (const auto& e : fs::directory_iterator(Fixture("bad"))) {
+  for (const auto& e : fs::directory_iterator(test::Fixture("bad"))) {
     CAPTURE(e.path().string());
     CHECK(listed.count(e.path().filename().string()) == 1);
   }
@@ -294,23 +290,23 @@ TEST_CASE("ReadLibsvm: every bad fixture fails with its line number and reason")
 
 TEST_CASE("ReadLibsvm: error message format") {
   try {
-    (void)ReadLibsvm(Fixture("bad/index_zero.svm"));
+    (void)ReadLibsvm(test::Fixture("bad/index_zero.svm"));
     FAIL("expected a ParseError");
   } catch (const ParseError& e) {
-    CHECK(std::string(e.what()) ==
-          Fixture("bad/index_zero.svm") + ":3: bad index 0 (indices are 1-based) (token '0:1')");
+    CHECK(std::string(e.what()) == test::Fixture("bad/index_zero.svm") +
+                                       ":3: bad index 0 (indices are 1-based) (token '0:1')");
     CHECK(e.Token() == "0:1");
     CHECK(e.Reason() == "bad index 0 (indices are 1-based)");
   }
 }
 
 TEST_CASE("ReadLibsvm: unreadable inputs") {
-  Scratch tmp;
+  test::Scratch tmp;
   CHECK_THROWS_WITH_AS(ReadLibsvm(tmp("missing.svm")),
                        doctest::Contains("cannot open: No such file or directory"), ParseError);
   CHECK_THROWS_WITH_AS(ReadLibsvm(tmp.dir.string()), doctest::Contains("is a directory"),
                        ParseError);
-  WriteText(tmp("secret.svm"), "1 1:1\n");
+  test::WriteText(tmp("secret.svm"), "1 1:1\n");
   ::chmod(tmp("secret.svm").c_str(), 0);
   if (::geteuid() == 0) {
     MESSAGE("running as root: the no-permission case cannot be tested");
@@ -321,13 +317,13 @@ TEST_CASE("ReadLibsvm: unreadable inputs") {
 }
 
 TEST_CASE("ReadLibsvm: lines longer than the read block, many blocks, underflow") {
-  Scratch tmp;
+  test::Scratch tmp;
   std::string text = "1";
   for (int j = 1; j <= 300000; ++j) {
     text.append(" ").append(std::to_string(j)).append(":").append(std::to_string(j % 7));
   }
   text += "\n-1 5:1e-50 6:2.5\n";  // 1e-50 underflows float32 to 0: read as an explicit zero
-  WriteText(tmp("long.svm"), text);
+  test::WriteText(tmp("long.svm"), text);
   ReadOptions opt;
   opt.densify_at = 2;
   const Dataset ds = ReadLibsvm(tmp("long.svm"), opt);
@@ -341,7 +337,7 @@ TEST_CASE("ReadLibsvm: lines longer than the read block, many blocks, underflow"
 }
 
 TEST_CASE("WriteLibsvm -> ReadLibsvm round trip is bit-exact") {
-  Scratch tmp;
+  test::Scratch tmp;
   GenerateOptions g;
   g.like = Shape::kRcv1;
   g.rows = 3000;
@@ -356,10 +352,10 @@ TEST_CASE("WriteLibsvm -> ReadLibsvm round trip is bit-exact") {
   CheckSameData(ds, back);
 
   // Dense storage writes only nonzeros and reads back the same dense matrix.
-  Dataset dense = ReadLibsvm(Fixture("dense.svm"));
+  Dataset dense = ReadLibsvm(test::Fixture("dense.svm"));
   REQUIRE(dense.IsDense());
   WriteLibsvm(dense, tmp("dense.svm"));
-  CHECK(ReadText(tmp("dense.svm")) == "1 1:1 2:2 3:3\n-1 1:4 2:5 3:6\n1 1:7 3:9\n");
+  CHECK(test::ReadText(tmp("dense.svm")) == "1 1:1 2:2 3:3\n-1 1:4 2:5 3:6\n1 1:7 3:9\n");
   CheckSameData(dense, ReadLibsvm(tmp("dense.svm")));
 
   // Extreme float values survive: smallest normal, subnormal, largest, -0, thirds, 2^24 + 2.
@@ -374,10 +370,10 @@ TEST_CASE("WriteLibsvm -> ReadLibsvm round trip is bit-exact") {
 }
 
 TEST_CASE("WriteLibsvm writes the original label values") {
-  Scratch tmp;
-  const Dataset ds = ReadLibsvm(Fixture("labels_12.svm"));
+  test::Scratch tmp;
+  const Dataset ds = ReadLibsvm(test::Fixture("labels_12.svm"));
   WriteLibsvm(ds, tmp("out.svm"));
-  CHECK(ReadText(tmp("out.svm")) == "2 1:1\n1 1:2\n");
+  CHECK(test::ReadText(tmp("out.svm")) == "2 1:1\n1 1:2\n");
   const Dataset back = ReadLibsvm(tmp("out.svm"));
   CHECK(back.positive_label == 2.0);
   CHECK(back.negative_label == 1.0);
@@ -386,7 +382,7 @@ TEST_CASE("WriteLibsvm writes the original label values") {
 }
 
 TEST_CASE("ReadLibsvm: gzip/bzip2/xz round trips of a multi-block file") {
-  Scratch tmp;
+  test::Scratch tmp;
   GenerateOptions g;
   g.like = Shape::kRcv1;
   g.rows = 3000;  // about 3.7 MB of text, 1.3-1.7 MB compressed: several blocks either way
@@ -417,26 +413,26 @@ TEST_CASE("ReadLibsvm: gzip/bzip2/xz round trips of a multi-block file") {
     // ReadFileBytes decompresses the same bytes.
     if (info.compression == "gzip") {
       const auto bytes = ReadFileBytes(packed);
-      CHECK(std::string(bytes.begin(), bytes.end()) == ReadText(plain));
+      CHECK(std::string(bytes.begin(), bytes.end()) == test::ReadText(plain));
     }
   }
 }
 
 TEST_CASE("ReadLibsvm: concatenated gzip/bzip2/xz streams read as one file") {
-  Scratch tmp;
+  test::Scratch tmp;
   for (const char* ext : {".gz", ".bz2", ".xz"}) {
     CAPTURE(ext);
-    const std::string one = ReadText(Fixture(std::string("golden.svm") + ext));
+    const std::string one = test::ReadText(test::Fixture(std::string("golden.svm") + ext));
     // golden.svm has no final newline: the first copy's last line runs into the second's
     // comment line, which is fine ("+1 10:3# golden file: ...").
-    WriteText(tmp("twice"), one + one);
+    test::WriteText(tmp("twice"), one + one);
     ReadInfo info;
     const Dataset ds = ReadLibsvm(tmp("twice"), {}, info);
     CHECK(ds.NumRows() == 10);
     CHECK(ds.NumNonZeros() == 16);
     CHECK(info.lines == 13);
     // Trailing garbage after the last stream is an error, not silently ignored.
-    WriteText(tmp("garbage"), one + "garbage");
+    test::WriteText(tmp("garbage"), one + "garbage");
     CHECK_THROWS_AS(ReadLibsvm(tmp("garbage")), ParseError);
   }
 }
@@ -477,10 +473,11 @@ std::string IdxBytes(std::uint8_t type, const std::vector<std::uint32_t>& dims,
 }  // namespace
 
 TEST_CASE("IDX: read, validate, convert to a binary task") {
-  Scratch tmp;
+  test::Scratch tmp;
   // 3 images of 2x2 pixels, labels 0, 5, 2.
-  WriteText(tmp("img"), IdxBytes(0x08, {3, 2, 2}, {0, 255, 51, 0, 0, 0, 0, 0, 10, 20, 30, 40}));
-  WriteText(tmp("lab"), IdxBytes(0x08, {3}, {0, 5, 2}));
+  test::WriteText(tmp("img"),
+                  IdxBytes(0x08, {3, 2, 2}, {0, 255, 51, 0, 0, 0, 0, 0, 10, 20, 30, 40}));
+  test::WriteText(tmp("lab"), IdxBytes(0x08, {3}, {0, 5, 2}));
   const IdxArray a = ReadIdx(tmp("img"));
   CHECK(a.dims == std::vector<std::uint32_t>{3, 2, 2});
   CHECK(a.data.size() == 12);
@@ -500,16 +497,16 @@ TEST_CASE("IDX: read, validate, convert to a binary task") {
   CHECK(ds.Sparse(2).nnz == 4);
 
   // Errors.
-  WriteText(tmp("short"), IdxBytes(0x08, {3, 2, 2}, {1, 2, 3}));
+  test::WriteText(tmp("short"), IdxBytes(0x08, {3, 2, 2}, {1, 2, 3}));
   CHECK_THROWS_WITH_AS(ReadIdx(tmp("short")), doctest::Contains("truncated"), ParseError);
-  WriteText(tmp("long"), IdxBytes(0x08, {1}, {1, 2}));
+  test::WriteText(tmp("long"), IdxBytes(0x08, {1}, {1, 2}));
   CHECK_THROWS_WITH_AS(ReadIdx(tmp("long")), doctest::Contains("trailing bytes"), ParseError);
-  WriteText(tmp("magic"), "\x01\x02\x08\x01");
+  test::WriteText(tmp("magic"), "\x01\x02\x08\x01");
   CHECK_THROWS_WITH_AS(ReadIdx(tmp("magic")), doctest::Contains("bad magic"), ParseError);
-  WriteText(tmp("float"), IdxBytes(0x0D, {1}, {0, 0, 0, 0}));
+  test::WriteText(tmp("float"), IdxBytes(0x0D, {1}, {0, 0, 0, 0}));
   CHECK_THROWS_WITH_AS(ReadIdx(tmp("float")), doctest::Contains("unsupported IDX element type"),
                        ParseError);
-  WriteText(tmp("lab2"), IdxBytes(0x08, {2}, {0, 1}));
+  test::WriteText(tmp("lab2"), IdxBytes(0x08, {2}, {0, 1}));
   CHECK_THROWS_WITH_AS(IdxBinaryTask(tmp("img"), tmp("lab2"), opt),
                        doctest::Contains("does not match image count"), ParseError);
   CHECK_THROWS_WITH_AS(IdxBinaryTask(tmp("lab"), tmp("lab"), opt),
@@ -539,37 +536,38 @@ TEST_CASE("IDX: Fashion-MNIST test set (Debian dataset-fashion-mnist)") {
 // Command line
 
 TEST_CASE("CLI: memsgd info") {
-  Scratch tmp;
+  test::Scratch tmp;
   const std::string bin = Quote(test::Binary());
   const std::string quiet = " >" + Quote(tmp("out")) + " 2>" + Quote(tmp("err"));
-  CHECK(Run(bin + " info " + Quote(Fixture("golden.svm")) + quiet) == 0);
-  const std::string out = ReadText(tmp("out"));
+  CHECK(Run(bin + " info " + Quote(test::Fixture("golden.svm")) + quiet) == 0);
+  const std::string out = test::ReadText(tmp("out"));
   CHECK(out.find("rows          5") != std::string::npos);
   CHECK(out.find("-1: 2 (-> -1), 1: 3 (-> +1)") != std::string::npos);
-  CHECK(Run(bin + " info - < " + Quote(Fixture("golden.svm.xz")) + quiet) == 0);  // stdin
-  CHECK(ReadText(tmp("out")).find("compression   xz") != std::string::npos);
+  CHECK(Run(bin + " info - < " + Quote(test::Fixture("golden.svm.xz")) + quiet) == 0);  // stdin
+  CHECK(test::ReadText(tmp("out")).find("compression   xz") != std::string::npos);
   CHECK(Run(bin + " info --help" + quiet) == 0);
   CHECK(Run(bin + " info" + quiet) == 1);
   CHECK(Run(bin + " info --no-such-option x" + quiet) == 1);
-  CHECK(Run(bin + " info " + Quote(Fixture("bad/index_zero.svm")) + quiet) == 2);
-  CHECK(ReadText(tmp("err")).find("index_zero.svm:3: bad index 0") != std::string::npos);
+  CHECK(Run(bin + " info " + Quote(test::Fixture("bad/index_zero.svm")) + quiet) == 2);
+  CHECK(test::ReadText(tmp("err")).find("index_zero.svm:3: bad index 0") != std::string::npos);
   CHECK(Run(bin + " info " + Quote(tmp("missing")) + quiet) == 2);
-  CHECK(Run(bin + " info " + Quote(Fixture("multiclass.svm")) + quiet) == 2);
-  CHECK(Run(bin + " info --positive-label 2 " + Quote(Fixture("multiclass.svm")) + quiet) == 0);
+  CHECK(Run(bin + " info " + Quote(test::Fixture("multiclass.svm")) + quiet) == 2);
+  CHECK(Run(bin + " info --positive-label 2 " + Quote(test::Fixture("multiclass.svm")) + quiet) ==
+        0);
 }
 
 TEST_CASE("CLI: memsgd convert idx") {
-  Scratch tmp;
+  test::Scratch tmp;
   const std::string bin = Quote(test::Binary());
   const std::string quiet = " >" + Quote(tmp("log")) + " 2>&1";
-  WriteText(tmp("img"), IdxBytes(0x08, {2, 1, 3}, {0, 128, 255, 7, 0, 0}));
-  WriteText(tmp("lab"), IdxBytes(0x08, {2}, {3, 1}));
-  WriteText(tmp("lab3"), IdxBytes(0x08, {3}, {3, 1, 1}));
+  test::WriteText(tmp("img"), IdxBytes(0x08, {2, 1, 3}, {0, 128, 255, 7, 0, 0}));
+  test::WriteText(tmp("lab"), IdxBytes(0x08, {2}, {3, 1}));
+  test::WriteText(tmp("lab3"), IdxBytes(0x08, {3}, {3, 1, 1}));
   const std::string io = " --images " + Quote(tmp("img")) + " --labels " + Quote(tmp("lab"));
   CHECK(Run(bin + " convert idx" + io + " --positive-class 1 --out " + Quote(tmp("a.svm")) + quiet) == 0);
-  CHECK(ReadText(tmp("a.svm")) == "-1 2:0.5019608 3:1\n1 1:0.02745098\n");
+  CHECK(test::ReadText(tmp("a.svm")) == "-1 2:0.5019608 3:1\n1 1:0.02745098\n");
   CHECK(Run(bin + " convert idx" + io + " --scale 1 --out " + Quote(tmp("b.svm")) + quiet) == 0);
-  CHECK(ReadText(tmp("b.svm")) == "1 2:128 3:255\n-1 1:7\n");  // default positives 0,2,3,4,6
+  CHECK(test::ReadText(tmp("b.svm")) == "1 2:128 3:255\n-1 1:7\n");  // default positives 0,2,3,4,6
   CHECK(Run(bin + " convert --help" + quiet) == 0);
   // Usage errors: exit 1, no output.
   CHECK(Run(bin + " convert idx" + io + quiet) == 1);  // no --out
@@ -580,7 +578,7 @@ TEST_CASE("CLI: memsgd convert idx") {
   // Data errors: exit 2, nothing left behind.
   CHECK(Run(bin + " convert idx --images " + Quote(tmp("img")) + " --labels " + Quote(tmp("lab3")) +
             " --out " + Quote(tmp("c.svm")) + quiet) == 2);
-  CHECK(ReadText(tmp("log")).find("does not match image count") != std::string::npos);
+  CHECK(test::ReadText(tmp("log")).find("does not match image count") != std::string::npos);
   CHECK(Run(bin + " convert idx --images " + Quote(tmp("nope")) + " --labels " + Quote(tmp("lab")) +
             " --out " + Quote(tmp("c.svm")) + quiet) == 2);
   CHECK_FALSE(fs::exists(tmp("c.svm")));
