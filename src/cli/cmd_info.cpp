@@ -10,6 +10,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "data_options.hpp"
 #include "memsgd/libsvm.hpp"
 
 namespace po = boost::program_options;
@@ -53,6 +54,8 @@ int RunInfo(int argc, char** argv) {
                                                 "an error)")
       ("densify-at", po::value<double>()->default_value(0.5, "0.5"),
        "store dense when nnz / (rows * features) >= this (> 1: never)");
+  DataLoadOptions load;
+  AddDataLoadOptions(visible, load);
   po::options_description hidden;
   hidden.add_options()("file", po::value<std::string>(), "input file");
   po::options_description all;
@@ -95,12 +98,16 @@ int RunInfo(int argc, char** argv) {
     opt.num_features = static_cast<Index>(d);
   }
   opt.densify_at = vm["densify-at"].as<double>();
+  if (const std::string err = CheckDataLoadOptions(load); !err.empty()) {
+    std::fprintf(stderr, "memsgd info: %s\n", err.c_str());
+    return kUsage;
+  }
 
   Dataset ds;
   ReadInfo info;
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    ds = ReadLibsvm(file, opt, info);
+    ds = LoadData("info", file, opt, load, /*main=*/true, /*quiet=*/false, &info);
   } catch (const ParseError& e) {
     std::fprintf(stderr, "memsgd info: %s\n", e.what());
     return kDataError;

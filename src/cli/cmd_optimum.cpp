@@ -9,6 +9,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "data_options.hpp"
 #include "memsgd/libsvm.hpp"
 #include "memsgd/model_io.hpp"
 #include "memsgd/optimum.hpp"
@@ -53,26 +54,16 @@ int RunOptimum(int argc, char** argv) {
     ("model-out", po::value(&model_path), "write x* as a LIBLINEAR model file")
     ("quiet,q", po::bool_switch(&quiet), "no progress lines");
   // clang-format on
-  po::options_description hidden;
-  hidden.add_options()("data", po::value(&data_path));
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::positional_options_description pos;
-  pos.add("data", 1);
+  DataLoadOptions load;
+  AddDataLoadOptions(opts, load);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "memsgd optimum: %s\n(see memsgd optimum --help)\n", e.what());
-    return kUsage;
+  if (const int rc = ParseCommandLine("optimum", argc, argv, opts, {{"data", &data_path}},
+                                      kOptimumHelp, "no data file given", vm);
+      rc >= 0) {
+    return rc;
   }
-  if (vm.count("help")) {
-    std::cout << kOptimumHelp << "\n" << opts << "\n";
-    return kOk;
-  }
-  if (data_path.empty()) {
-    std::fprintf(stderr, "memsgd optimum: no data file given (see memsgd optimum --help)\n");
+  if (const std::string err = CheckDataLoadOptions(load); !err.empty()) {
+    std::fprintf(stderr, "memsgd optimum: %s\n", err.c_str());
     return kUsage;
   }
   if (objective_name != "logistic" && objective_name != "least-squares") {
@@ -99,7 +90,7 @@ int RunOptimum(int argc, char** argv) {
   try {
     ReadOptions ro;
     if (vm.count("positive-label")) ro.positive_label = positive_label;
-    data = ReadLibsvm(data_path, ro);
+    data = LoadData("optimum", data_path, ro, load, /*main=*/true, quiet);
   } catch (const ParseError& e) {
     std::fprintf(stderr, "memsgd optimum: %s\n", e.what());
     return kDataError;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "data_options.hpp"
 #include "memsgd/libsvm.hpp"
 #include "memsgd/model_io.hpp"
 #include "memsgd/objective.hpp"
@@ -89,26 +90,17 @@ int RunPredict(int argc, char** argv) {
      "with --output: also P(positive) and P(negative) = sigma(+-w.a) on each line, after a "
      "`labels POS NEG` header line (as liblinear-predict -b 1)");
   // clang-format on
-  po::options_description hidden;
-  hidden.add_options()("model", po::value(&model_path))("data", po::value(&data_path));
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::positional_options_description pos;
-  pos.add("model", 1).add("data", 1);
+  DataLoadOptions load;
+  AddDataLoadOptions(opts, load);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "memsgd predict: %s\n(see memsgd predict --help)\n", e.what());
-    return kUsage;
+  if (const int rc = ParseCommandLine("predict", argc, argv, opts,
+                                      {{"model", &model_path}, {"data", &data_path}}, kPredictHelp,
+                                      "need MODEL and DATA", vm);
+      rc >= 0) {
+    return rc;
   }
-  if (vm.count("help")) {
-    std::cout << kPredictHelp << "\n" << opts << "\n";
-    return kOk;
-  }
-  if (model_path.empty() || data_path.empty()) {
-    std::fprintf(stderr, "memsgd predict: need MODEL and DATA (see memsgd predict --help)\n");
+  if (const std::string err = CheckDataLoadOptions(load); !err.empty()) {
+    std::fprintf(stderr, "memsgd predict: %s\n", err.c_str());
     return kUsage;
   }
   if (probabilities && output_path.empty()) {
@@ -124,7 +116,7 @@ int RunPredict(int argc, char** argv) {
     ro.num_features = model.num_features;
     ro.ignore_extra_features = true;
     ro.fixed_positive_label = model.positive_label;
-    data = ReadLibsvm(data_path, ro);
+    data = LoadData("predict", data_path, ro, load, /*main=*/true, /*quiet=*/false);
   } catch (const ParseError& e) {
     std::fprintf(stderr, "memsgd predict: %s\n", e.what());
     return kDataError;

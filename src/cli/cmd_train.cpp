@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "data_options.hpp"
 #include "memsgd/checkpoint.hpp"
 #include "memsgd/libsvm.hpp"
 #include "memsgd/model_io.hpp"
@@ -187,27 +188,13 @@ int RunTrain(int argc, char** argv) {
      "data and options; the sequential solver then ends bit for bit as if never stopped)")
     ("quiet,q", po::bool_switch(&quiet), "no progress lines");
   // clang-format on
-  po::options_description hidden;
-  hidden.add_options()("data", po::value(&data_path));
-  po::options_description all;
-  all.add(opts).add(hidden);
-  po::positional_options_description pos;
-  pos.add("data", 1);
+  DataLoadOptions load;
+  AddDataLoadOptions(opts, load);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "memsgd train: %s\n(see memsgd train --help)\n", e.what());
-    return kUsage;
-  }
-  if (vm.count("help")) {
-    std::cout << kTrainHelp << "\n" << opts << "\n";
-    return kOk;
-  }
-  if (data_path.empty()) {
-    std::fprintf(stderr, "memsgd train: no data file given (see memsgd train --help)\n");
-    return kUsage;
+  if (const int rc = ParseCommandLine("train", argc, argv, opts, {{"data", &data_path}},
+                                      kTrainHelp, "no data file given", vm);
+      rc >= 0) {
+    return rc;
   }
 
   TrainConfig cfg;
@@ -275,6 +262,8 @@ int RunTrain(int argc, char** argv) {
     if (vm.count("resume") && resume_path.empty())
       throw std::invalid_argument("--resume needs a file name");
     (void)Objective::FromName(objective, 0);
+    if (const std::string err = CheckDataLoadOptions(load); !err.empty())
+      throw std::invalid_argument(err);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "memsgd train: %s\n", e.what());
     return kUsage;
@@ -327,14 +316,14 @@ int RunTrain(int argc, char** argv) {
   try {
     ReadOptions ro;
     if (vm.count("positive-label")) ro.positive_label = positive_label;
-    data = ReadLibsvm(data_path, ro);
+    data = LoadData("train", data_path, ro, load, /*main=*/true, quiet);
     if (normalize) data.NormalizeRows();
     if (!test_path.empty()) {
       ReadOptions to;
       to.num_features = data.NumFeatures();
       to.ignore_extra_features = true;
       to.fixed_positive_label = data.positive_label;
-      test = ReadLibsvm(test_path, to);
+      test = LoadData("train", test_path, to, load, /*main=*/false, quiet);
       if (normalize) test.NormalizeRows();
       cfg.test = &test;
     }
