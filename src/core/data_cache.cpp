@@ -239,12 +239,12 @@ std::optional<Dataset> LoadDataCache(const std::string& cache_path, const std::s
     why = "not a memsgd data cache (bad magic)";
     return std::nullopt;
   }
-  if (h.version != kDataCacheVersion || h.header_bytes != sizeof h) {
+  if (h.version != kDataCacheVersion) {
     why = "format version " + std::to_string(h.version) + ", this memsgd reads version " +
           std::to_string(kDataCacheVersion);
     return std::nullopt;
   }
-  if (HeaderHash(h) != h.header_hash) {
+  if (h.header_bytes != sizeof h || HeaderHash(h) != h.header_hash) {
     why = "corrupt header (checksum mismatch)";
     return std::nullopt;
   }
