@@ -1,6 +1,12 @@
 # Warnings, sanitizers and optional -march=native for memsgd's own targets only.
 function(memsgd_set_flags target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow)
+  # No silent FMA contraction (GCC contracts a += b * c by default, even with -std=c++20, as soon
+  # as the target has FMA): a -march=native build and the portable build must compute the same
+  # bits, and the solvers that are tested to replay each other (Mem-SGD / EF14, the kernels'
+  # ISAs) must round the same way. Where a fused multiply-add is meant, the code says std::fma
+  # or uses the FMA intrinsic (kernels::MemoryL2).
+  target_compile_options(${target} PRIVATE -ffp-contract=off)
   if(MEMSGD_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -200,8 +200,8 @@ TEST_CASE("EF: EF14 with one worker and batch 1 replays sequential Mem-SGD") {
     ef14.batch = 1;
     const TrainResult a = Train(mem, ds);
     const TrainResult b = Train(ef14, ds);
-    CAPTURE(comp);
-    CAPTURE(obj);
+    CAPTURE(std::string(comp));
+    CAPTURE(std::string(obj));
     CAPTURE(ds.IsDense());
     CHECK(a.x == b.x);
     REQUIRE(a.trace.size() == b.trace.size());

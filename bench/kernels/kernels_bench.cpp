@@ -69,7 +69,7 @@ StepSchedule PaperSchedule(const Problem& p, Index k) {
 
 // A Mem-SGD worker and its iterate, after `warmup` steps.
 struct MemState {
-  std::vector<double> x, m;
+  AlignedVector x, m;  // cache-line aligned, as the engine's
   Offset t = 0;
 };
 
@@ -96,7 +96,7 @@ const MemState& Warm(Index k) {
     const Offset i = p.perm[static_cast<std::size_t>(t % p.data.NumRows())];
     detail::Step(ctx, x, w, p.data.Sparse(i), p.data.Label(i), sched(t));
   }
-  s.m = w.m;
+  s.m.assign(w.m.begin(), w.m.end());
   s.t = warmup;
   return cache.emplace(k, std::move(s)).first->second;
 }
@@ -120,15 +120,13 @@ void BM_MemSgdTopKStep(benchmark::State& st) {
   const Problem& p = Rcv1();
   const MemState& s0 = Warm(k);
   const Index d = p.data.NumFeatures();
-  std::vector<double> xv = s0.x;
+  AlignedVector xv(s0.x.begin(), s0.x.end());
   detail::Worker w;
-  w.m = s0.m;
+  w.m.assign(s0.m.begin(), s0.m.end());
   w.comp = Compressor(CompressorSpec::FromName("top", k, false, 4), d);
   w.msg.Reserve(k);
   detail::StepContext ctx{&p.obj, d, true, true, false};
   ctx.kern = Kern(topk, isa);
-  ctx.order = &p.perm;  // as the engine's sequential solver: prefetch the next rows
-  ctx.data = &p.data;
   const StepSchedule sched = PaperSchedule(p, k);
   PlainAccess x{xv.data()};
   Offset t = s0.t;
@@ -136,6 +134,7 @@ void BM_MemSgdTopKStep(benchmark::State& st) {
   const Offset n = p.data.NumRows();
   for (auto _ : st) {
     const Offset i = p.perm[static_cast<std::size_t>(t % n)];
+    detail::PrefetchAhead(p.data, p.perm, t % n);  // as the engine's sequential solver
     detail::Step(ctx, x, w, p.data.Sparse(i), p.data.Label(i), sched(t));
     ++t;
     ++w.steps;
@@ -157,15 +156,13 @@ void BM_MemSgdRandKStep(benchmark::State& st) {
   const Problem& p = Rcv1();
   const MemState& s0 = Warm(k);
   const Index d = p.data.NumFeatures();
-  std::vector<double> xv = s0.x;
+  AlignedVector xv(s0.x.begin(), s0.x.end());
   detail::Worker w;
-  w.m = s0.m;
+  w.m.assign(s0.m.begin(), s0.m.end());
   w.comp = Compressor(CompressorSpec::FromName("rand", k, false, 4), d);
   w.msg.Reserve(k);
   detail::StepContext ctx{&p.obj, d, true, false, false};
   ctx.kern = Kern(0, isa);
-  ctx.order = &p.perm;
-  ctx.data = &p.data;
   const StepSchedule sched = PaperSchedule(p, k);
   PlainAccess x{xv.data()};
   Offset t = s0.t;
@@ -173,6 +170,7 @@ void BM_MemSgdRandKStep(benchmark::State& st) {
   const Offset n = p.data.NumRows();
   for (auto _ : st) {
     const Offset i = p.perm[static_cast<std::size_t>(t % n)];
+    detail::PrefetchAhead(p.data, p.perm, t % n);  // as the engine's sequential solver
     detail::Step(ctx, x, w, p.data.Sparse(i), p.data.Label(i), sched(t));
     ++t;
     ++w.steps;
@@ -186,7 +184,7 @@ void BM_L2Update(benchmark::State& st) {
   const int isa = static_cast<int>(st.range(0));
   const Problem& p = Rcv1();
   const MemState& s0 = Warm(50);
-  std::vector<double> m = s0.m;
+  AlignedVector m = s0.m;
   std::vector<Index> cand(m.size());
   const auto is = std::min(static_cast<kernels::Isa>(isa), kernels::BestIsa());
   for (auto _ : st) {
@@ -254,7 +252,7 @@ void BM_SgdStep(benchmark::State& st) {
   const bool lazy = st.range(0) == 0;
   const Problem& p = Rcv1();
   const Index d = p.data.NumFeatures();
-  std::vector<double> xv(static_cast<std::size_t>(d), 0.0);
+  AlignedVector xv(static_cast<std::size_t>(d), 0.0);
   detail::Worker w;
   w.m.assign(static_cast<std::size_t>(d), 0.0);
   w.comp = Compressor(CompressorSpec::FromName("identity", 1, false, 4), d);
@@ -262,8 +260,6 @@ void BM_SgdStep(benchmark::State& st) {
   ctx.lazy_ok = true;
   ctx.kern = kernels::KernelOptions{};
   ctx.kern.sgd = lazy ? kernels::SgdKernel::kLazy : kernels::SgdKernel::kDense;
-  ctx.order = &p.perm;
-  ctx.data = &p.data;
   StepSchedule sched = PaperSchedule(p, 1);
   sched.shift = d;
   PlainAccess x{xv.data()};
@@ -271,6 +267,7 @@ void BM_SgdStep(benchmark::State& st) {
   const Offset n = p.data.NumRows();
   for (auto _ : st) {
     const Offset i = p.perm[static_cast<std::size_t>(t % n)];
+    detail::PrefetchAhead(p.data, p.perm, t % n);  // as the engine's sequential solver
     detail::Step(ctx, x, w, p.data.Sparse(i), p.data.Label(i), sched(t));
     ++t;
     ++w.steps;

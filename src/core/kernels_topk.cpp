@@ -26,7 +26,7 @@ Isa BestIsa() noexcept {
   static const Isa best = [] {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return Isa::kAvx512;
-    if (__builtin_cpu_supports("avx2")) return Isa::kAvx2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
     return Isa::kScalar;
   }();
   return best;
@@ -106,9 +106,10 @@ namespace {
 
 Index RegAxpyCollectScalar(double* m, const double* x, double eta, double lambda, Index n,
                            double tau, Index* cand, Index base) noexcept {
+  const double el = eta * lambda;
   Index c = 0;
   for (Index j = 0; j < n; ++j) {
-    const double v = m[j] + NoContract(eta * (lambda * x[j]));
+    const double v = MemoryL2(m[j], el, x[j]);
     m[j] = v;
     if (std::abs(v) > tau) cand[c++] = base + j;
   }
@@ -123,20 +124,22 @@ Index CollectAboveScalar(const double* m, Index n, double tau, Index* cand, Inde
 }
 
 void SgdDenseScalar(double* x, const double* m, double eta, double lambda, Index n) noexcept {
+  const double el = eta * lambda;
   for (Index j = 0; j < n; ++j) {
-    const double g = m[j] + NoContract(eta * (lambda * x[j]));
+    const double g = MemoryL2(m[j], el, x[j]);
     if (g != 0) x[j] -= g;
   }
 }
 
 Index ArgmaxScalar(double* m, const double* x, double eta, double lambda, Index n, double* best,
                    Index base) noexcept {
+  const double el = eta * lambda;
   Index arg = -1;
   double top = -1.0;
   for (Index j = 0; j < n; ++j) {
     double v = m[j];
     if (x) {
-      v = v + NoContract(eta * (lambda * x[j]));
+      v = MemoryL2(v, el, x[j]);
       m[j] = v;
     }
     const double a = std::abs(v);
@@ -191,7 +194,7 @@ inline void AppendBits(unsigned mask, Index j, Index base, Index* cand, Index& c
 
 // ---- AVX2 -----------------------------------------------------------------------------------
 
-#define MEMSGD_AVX2 __attribute__((target("avx2")))
+#define MEMSGD_AVX2 __attribute__((target("avx2,fma")))
 
 MEMSGD_AVX2 inline __m256d Abs256(__m256d v) noexcept {
   return _mm256_andnot_pd(_mm256_set1_pd(-0.0), v);
@@ -199,18 +202,13 @@ MEMSGD_AVX2 inline __m256d Abs256(__m256d v) noexcept {
 
 MEMSGD_AVX2 Index RegAxpyCollectAvx2(double* m, const double* x, double eta, double lambda, Index n,
                                      double tau, Index* cand, Index base) noexcept {
-  const __m256d ve = _mm256_set1_pd(eta), vl = _mm256_set1_pd(lambda), vt = _mm256_set1_pd(tau);
+  const __m256d vel = _mm256_set1_pd(eta * lambda), vt = _mm256_set1_pd(tau);
   Index c = 0, j = 0;
   for (; j + 16 <= n; j += 16) {
-    __m256d r0 = _mm256_mul_pd(ve, _mm256_mul_pd(vl, _mm256_loadu_pd(x + j)));
-    __m256d r1 = _mm256_mul_pd(ve, _mm256_mul_pd(vl, _mm256_loadu_pd(x + j + 4)));
-    __m256d r2 = _mm256_mul_pd(ve, _mm256_mul_pd(vl, _mm256_loadu_pd(x + j + 8)));
-    __m256d r3 = _mm256_mul_pd(ve, _mm256_mul_pd(vl, _mm256_loadu_pd(x + j + 12)));
-    asm("" : "+x"(r0), "+x"(r1), "+x"(r2), "+x"(r3));
-    const __m256d m0 = _mm256_add_pd(_mm256_loadu_pd(m + j), r0);
-    const __m256d m1 = _mm256_add_pd(_mm256_loadu_pd(m + j + 4), r1);
-    const __m256d m2 = _mm256_add_pd(_mm256_loadu_pd(m + j + 8), r2);
-    const __m256d m3 = _mm256_add_pd(_mm256_loadu_pd(m + j + 12), r3);
+    const __m256d m0 = _mm256_fmadd_pd(vel, _mm256_loadu_pd(x + j), _mm256_loadu_pd(m + j));
+    const __m256d m1 = _mm256_fmadd_pd(vel, _mm256_loadu_pd(x + j + 4), _mm256_loadu_pd(m + j + 4));
+    const __m256d m2 = _mm256_fmadd_pd(vel, _mm256_loadu_pd(x + j + 8), _mm256_loadu_pd(m + j + 8));
+    const __m256d m3 = _mm256_fmadd_pd(vel, _mm256_loadu_pd(x + j + 12), _mm256_loadu_pd(m + j + 12));
     _mm256_storeu_pd(m + j, m0);
     _mm256_storeu_pd(m + j + 4, m1);
     _mm256_storeu_pd(m + j + 8, m2);
@@ -242,13 +240,11 @@ MEMSGD_AVX2 Index CollectAboveAvx2(const double* m, Index n, double tau, Index* 
 
 MEMSGD_AVX2 void SgdDenseAvx2(double* x, const double* m, double eta, double lambda,
                               Index n) noexcept {
-  const __m256d ve = _mm256_set1_pd(eta), vl = _mm256_set1_pd(lambda), zero = _mm256_setzero_pd();
+  const __m256d vel = _mm256_set1_pd(eta * lambda), zero = _mm256_setzero_pd();
   Index j = 0;
   for (; j + 4 <= n; j += 4) {
     const __m256d xv = _mm256_loadu_pd(x + j);
-    __m256d r = _mm256_mul_pd(ve, _mm256_mul_pd(vl, xv));
-    asm("" : "+x"(r));
-    const __m256d g = _mm256_add_pd(_mm256_loadu_pd(m + j), r);
+    const __m256d g = _mm256_fmadd_pd(vel, xv, _mm256_loadu_pd(m + j));
     const __m256d nz = _mm256_cmp_pd(g, zero, _CMP_NEQ_UQ);  // g != 0 (NaN counts as != 0)
     _mm256_storeu_pd(x + j, _mm256_blendv_pd(xv, _mm256_sub_pd(xv, g), nz));
   }
@@ -258,7 +254,7 @@ MEMSGD_AVX2 void SgdDenseAvx2(double* x, const double* m, double eta, double lam
 // As Argmax512: running maximum (MAXPD ignores a NaN first operand), then the first index.
 MEMSGD_AVX2 Index ArgmaxAvx2(double* m, const double* x, double eta, double lambda, Index n,
                              double* best, Index base) noexcept {
-  const __m256d ve = _mm256_set1_pd(eta), vl = _mm256_set1_pd(lambda);
+  const __m256d vel = _mm256_set1_pd(eta * lambda);
   __m256d t[4];
   for (auto& v : t) v = _mm256_set1_pd(-1.0);
   Index j = 0;
@@ -266,9 +262,7 @@ MEMSGD_AVX2 Index ArgmaxAvx2(double* m, const double* x, double eta, double lamb
     for (int s = 0; s < 4; ++s) {
       __m256d v = _mm256_loadu_pd(m + j + 4 * s);
       if (x) {
-        __m256d r = _mm256_mul_pd(ve, _mm256_mul_pd(vl, _mm256_loadu_pd(x + j + 4 * s)));
-        asm("" : "+x"(r));
-        v = _mm256_add_pd(v, r);
+        v = _mm256_fmadd_pd(vel, _mm256_loadu_pd(x + j + 4 * s), v);
         _mm256_storeu_pd(m + j + 4 * s, v);
       }
       t[s] = _mm256_max_pd(Abs256(v), t[s]);
@@ -362,18 +356,13 @@ MEMSGD_AVX512 inline void Append32(unsigned lo, unsigned hi, Index first, Index*
 
 MEMSGD_AVX512 Index RegAxpyCollect512(double* m, const double* x, double eta, double lambda,
                                       Index n, double tau, Index* cand, Index base) noexcept {
-  const __m512d ve = _mm512_set1_pd(eta), vl = _mm512_set1_pd(lambda), vt = _mm512_set1_pd(tau);
+  const __m512d vel = _mm512_set1_pd(eta * lambda), vt = _mm512_set1_pd(tau);
   Index c = 0, j = 0;
   for (; j + 32 <= n; j += 32) {
-    __m512d r0 = _mm512_mul_pd(ve, _mm512_mul_pd(vl, _mm512_loadu_pd(x + j)));
-    __m512d r1 = _mm512_mul_pd(ve, _mm512_mul_pd(vl, _mm512_loadu_pd(x + j + 8)));
-    __m512d r2 = _mm512_mul_pd(ve, _mm512_mul_pd(vl, _mm512_loadu_pd(x + j + 16)));
-    __m512d r3 = _mm512_mul_pd(ve, _mm512_mul_pd(vl, _mm512_loadu_pd(x + j + 24)));
-    asm("" : "+v"(r0), "+v"(r1), "+v"(r2), "+v"(r3));
-    const __m512d m0 = _mm512_add_pd(_mm512_loadu_pd(m + j), r0);
-    const __m512d m1 = _mm512_add_pd(_mm512_loadu_pd(m + j + 8), r1);
-    const __m512d m2 = _mm512_add_pd(_mm512_loadu_pd(m + j + 16), r2);
-    const __m512d m3 = _mm512_add_pd(_mm512_loadu_pd(m + j + 24), r3);
+    const __m512d m0 = _mm512_fmadd_pd(vel, _mm512_loadu_pd(x + j), _mm512_loadu_pd(m + j));
+    const __m512d m1 = _mm512_fmadd_pd(vel, _mm512_loadu_pd(x + j + 8), _mm512_loadu_pd(m + j + 8));
+    const __m512d m2 = _mm512_fmadd_pd(vel, _mm512_loadu_pd(x + j + 16), _mm512_loadu_pd(m + j + 16));
+    const __m512d m3 = _mm512_fmadd_pd(vel, _mm512_loadu_pd(x + j + 24), _mm512_loadu_pd(m + j + 24));
     _mm512_storeu_pd(m + j, m0);
     _mm512_storeu_pd(m + j + 8, m1);
     _mm512_storeu_pd(m + j + 16, m2);
@@ -385,9 +374,7 @@ MEMSGD_AVX512 Index RegAxpyCollect512(double* m, const double* x, double eta, do
     if (__builtin_expect((k0 | k1 | k2 | k3) != 0, 0)) Append32(k0 | (k1 << 8), k2 | (k3 << 8), j + base, cand, c);
   }
   for (; j + 8 <= n; j += 8) {
-    __m512d r0 = _mm512_mul_pd(ve, _mm512_mul_pd(vl, _mm512_loadu_pd(x + j)));
-    asm("" : "+v"(r0));
-    const __m512d m0 = _mm512_add_pd(_mm512_loadu_pd(m + j), r0);
+    const __m512d m0 = _mm512_fmadd_pd(vel, _mm512_loadu_pd(x + j), _mm512_loadu_pd(m + j));
     _mm512_storeu_pd(m + j, m0);
     const unsigned k0 = _mm512_cmp_pd_mask(_mm512_abs_pd(m0), vt, _CMP_GT_OQ);
     if (k0) AppendBits(k0, j, base, cand, c);
@@ -411,13 +398,11 @@ MEMSGD_AVX512 Index CollectAbove512(const double* m, Index n, double tau, Index*
 
 MEMSGD_AVX512 void SgdDense512(double* x, const double* m, double eta, double lambda,
                                Index n) noexcept {
-  const __m512d ve = _mm512_set1_pd(eta), vl = _mm512_set1_pd(lambda), zero = _mm512_setzero_pd();
+  const __m512d vel = _mm512_set1_pd(eta * lambda), zero = _mm512_setzero_pd();
   Index j = 0;
   for (; j + 8 <= n; j += 8) {
     const __m512d xv = _mm512_loadu_pd(x + j);
-    __m512d r = _mm512_mul_pd(ve, _mm512_mul_pd(vl, xv));
-    asm("" : "+v"(r));
-    const __m512d g = _mm512_add_pd(_mm512_loadu_pd(m + j), r);
+    const __m512d g = _mm512_fmadd_pd(vel, xv, _mm512_loadu_pd(m + j));
     const __mmask8 nz = _mm512_cmp_pd_mask(g, zero, _CMP_NEQ_UQ);
     _mm512_storeu_pd(x + j, _mm512_mask_sub_pd(xv, nz, xv, g));
   }
@@ -436,21 +421,16 @@ MEMSGD_AVX512 inline __m512d Max512(__m512d a, __m512d b) noexcept {
 
 MEMSGD_AVX512 Index Argmax512(double* m, const double* x, double eta, double lambda, Index n,
                               double* best, Index base) noexcept {
-  const __m512d ve = _mm512_set1_pd(eta), vl = _mm512_set1_pd(lambda);
+  const __m512d vel = _mm512_set1_pd(eta * lambda);
   const __m512d none = _mm512_set1_pd(-1.0);
   __m512d t0 = none, t1 = none, t2 = none, t3 = none;
   Index j = 0;
   if (x) {
     for (; j + 32 <= n; j += 32) {
-      __m512d r0 = _mm512_mul_pd(ve, _mm512_mul_pd(vl, _mm512_loadu_pd(x + j)));
-      __m512d r1 = _mm512_mul_pd(ve, _mm512_mul_pd(vl, _mm512_loadu_pd(x + j + 8)));
-      __m512d r2 = _mm512_mul_pd(ve, _mm512_mul_pd(vl, _mm512_loadu_pd(x + j + 16)));
-      __m512d r3 = _mm512_mul_pd(ve, _mm512_mul_pd(vl, _mm512_loadu_pd(x + j + 24)));
-      asm("" : "+v"(r0), "+v"(r1), "+v"(r2), "+v"(r3));
-      const __m512d m0 = _mm512_add_pd(_mm512_loadu_pd(m + j), r0);
-      const __m512d m1 = _mm512_add_pd(_mm512_loadu_pd(m + j + 8), r1);
-      const __m512d m2 = _mm512_add_pd(_mm512_loadu_pd(m + j + 16), r2);
-      const __m512d m3 = _mm512_add_pd(_mm512_loadu_pd(m + j + 24), r3);
+      const __m512d m0 = _mm512_fmadd_pd(vel, _mm512_loadu_pd(x + j), _mm512_loadu_pd(m + j));
+      const __m512d m1 = _mm512_fmadd_pd(vel, _mm512_loadu_pd(x + j + 8), _mm512_loadu_pd(m + j + 8));
+      const __m512d m2 = _mm512_fmadd_pd(vel, _mm512_loadu_pd(x + j + 16), _mm512_loadu_pd(m + j + 16));
+      const __m512d m3 = _mm512_fmadd_pd(vel, _mm512_loadu_pd(x + j + 24), _mm512_loadu_pd(m + j + 24));
       _mm512_storeu_pd(m + j, m0);
       _mm512_storeu_pd(m + j + 8, m1);
       _mm512_storeu_pd(m + j + 16, m2);
@@ -473,9 +453,7 @@ MEMSGD_AVX512 Index Argmax512(double* m, const double* x, double eta, double lam
     const __mmask8 valid = left >= 8 ? __mmask8(0xFF) : static_cast<__mmask8>((1u << left) - 1);
     __m512d v = _mm512_maskz_loadu_pd(valid, m + j);
     if (x) {
-      __m512d r = _mm512_mul_pd(ve, _mm512_mul_pd(vl, _mm512_maskz_loadu_pd(valid, x + j)));
-      asm("" : "+v"(r));
-      v = _mm512_add_pd(v, r);
+      v = _mm512_fmadd_pd(vel, _mm512_maskz_loadu_pd(valid, x + j), v);
       _mm512_mask_storeu_pd(m + j, valid, v);
     }
     t0 = _mm512_mask_max_pd(t0, valid, _mm512_abs_pd(v), t0);

@@ -157,10 +157,6 @@ class Runner {
     // Lazy kernels may keep x in a scaled form between steps: only when this runner reads x
     // after the segment's SyncGuard (sequential) and not every step (no per-step averaging).
     ctx_.lazy_ok = c.threads == 0 && c.averaging == AveragingKind::kFinal;
-    if (c.threads == 0 && !c.with_replacement) {  // the next rows are known: prefetch them
-      ctx_.order = &perm_;
-      ctx_.data = &data_;
-    }
     const int nw = std::max(1, c.threads);
     workers_.resize(static_cast<std::size_t>(nw));
     for (int w = 0; w < nw; ++w) {
@@ -181,7 +177,7 @@ class Runner {
     eval_every_ = c.eval_every > 0 ? c.eval_every : std::max<Offset>(1, (n_ + 9) / 10);
     total_ = static_cast<Offset>(std::llround(c.epochs * static_cast<double>(n_)));
     if (total_ < 1) total_ = 1;
-    avg_ = x_;
+    avg_.assign(x_.begin(), x_.end());
   }
 
   TrainResult Run() {
@@ -262,9 +258,12 @@ class Runner {
       }
     }
     FoldLazyIterate();
-    res.x_last = x_;
-    for (const auto& w : workers_) res.memories.push_back(w.m);
-    res.x = c_.averaging == AveragingKind::kFinal ? x_ : avg_;
+    res.x_last.assign(x_.begin(), x_.end());
+    for (const auto& w : workers_) res.memories.emplace_back(w.m.begin(), w.m.end());
+    if (c_.averaging == AveragingKind::kFinal)
+      res.x.assign(x_.begin(), x_.end());
+    else
+      res.x = avg_;
     res.samples = samples_;
     res.train_seconds = train_seconds_;
     return res;
@@ -349,8 +348,12 @@ class Runner {
     Worker& w = workers_[0];
     detail::SyncGuard<PlainAccess> sync(ctx_, x, w);  // x is exact again when the segment ends
     const bool avg = c_.averaging != AveragingKind::kFinal;
+    // A segment never crosses an epoch's end: t's position in the epoch's order is t - base.
+    const Offset base = begin - begin % n_;
+    const bool prefetch = !c_.with_replacement;  // the next rows are known
     for (Offset t = begin; t < end; ++t) {
-      const Offset i = Sample(w, t);
+      const Offset i = c_.with_replacement ? Sample(w, t) : perm_[static_cast<std::size_t>(t - base)];
+      if (prefetch) detail::PrefetchAhead(data_, perm_, t - base);
       const double eta = sched_(t);
       data_.VisitRow(i, [&](auto row) { detail::Step(ctx_, x, w, row, data_.Label(i), eta); });
       if (avg) {
@@ -363,7 +366,7 @@ class Runner {
         // The lazy SGD form is folded when this segment returns; a checkpoint of this interrupt
         // keeps it unfolded (x = scale * v), as the uninterrupted run would continue.
         if (halt_.load() == kStopped && !c_.checkpoint_path.empty() && w.scale != 1.0) {
-          stop_x_ = x_;
+          stop_x_.assign(x_.begin(), x_.end());
           stop_scale_ = w.scale;
         }
         return;
@@ -428,7 +431,10 @@ class Runner {
     st.segment_begin = seg_begin;
     st.train_seconds = train_seconds_;
     const bool unfolded = !stop_x_.empty();
-    st.x = unfolded ? stop_x_ : x_;
+    if (unfolded)
+      st.x = stop_x_;
+    else
+      st.x.assign(x_.begin(), x_.end());
     st.avg = avg_;
     st.avg_weight = avg_weight_;
     st.has_perm = !c_.with_replacement;
@@ -437,7 +443,7 @@ class Runner {
     st.workers.resize(workers_.size());
     for (std::size_t w = 0; w < workers_.size(); ++w) {
       auto& o = st.workers[w];
-      o.m = workers_[w].m;
+      o.m.assign(workers_[w].m.begin(), workers_[w].m.end());
       o.rng = workers_[w].rng.GetState();
       o.bits = workers_[w].bits;
       o.scale = unfolded && w == 0 ? stop_scale_ : workers_[w].scale;
@@ -498,7 +504,7 @@ class Runner {
           throw corrupt("worker progress beyond its segment");
       }
     }
-    x_ = std::move(st.x);
+    x_.assign(st.x.begin(), st.x.end());
     avg_ = std::move(st.avg);
     avg_weight_ = st.avg_weight;
     if (st.has_perm) perm_ = std::move(st.perm);
@@ -506,7 +512,7 @@ class Runner {
     for (std::size_t w = 0; w < workers_.size(); ++w) {
       auto& wk = workers_[w];
       auto& in = st.workers[w];
-      wk.m = std::move(in.m);
+      wk.m.assign(in.m.begin(), in.m.end());
       wk.rng.SetState(in.rng);
       wk.bits = in.bits;
       wk.scale = in.scale;
@@ -537,7 +543,9 @@ class Runner {
 
   void Checkpoint(TrainResult& res) {
     if (!c_.evaluate && samples_ != total_) return;
-    const std::vector<double>& xe = c_.averaging == AveragingKind::kFinal ? x_ : avg_;
+    const std::span<const double> xe = c_.averaging == AveragingKind::kFinal
+                                           ? std::span<const double>(x_)
+                                           : std::span<const double>(avg_);
     TracePoint p;
     p.samples = samples_;
     p.epoch = static_cast<double>(samples_) / static_cast<double>(n_);
@@ -570,7 +578,8 @@ class Runner {
   StepSchedule sched_;
   StepContext ctx_{};
   std::vector<Worker> workers_;
-  std::vector<double> x_, avg_;
+  AlignedVector x_;  // the shared (or sequential) iterate: cache-line aligned for the dense passes
+  std::vector<double> avg_;
   double avg_weight_ = 0;
   std::vector<Offset> perm_;
   Rng shuffle_rng_;

@@ -2,11 +2,13 @@
 //
 // 1. Vectorised dense passes, dispatched at run time to AVX-512, AVX2 or plain C++ (the library
 //    is built for baseline x86-64; the wide paths use GCC target attributes):
-//      RegAxpyCollect   m_j += eta * (lambda * x_j) for every j, fused with a threshold scan that
+//      RegAxpyCollect   m_j += (eta lambda) x_j for every j, fused with a threshold scan that
 //                       appends every j with |m_j| > tau to a candidate list
 //      CollectAbove     the scan alone (lambda = 0, or a re-scan)
-//    The arithmetic is the scalar expression m + eta * (lambda * x) rounded step by step: no FMA
-//    contraction on any path (NoContract below), so every path gives bit-identical memories.
+//    The memory's L2 term is one fused multiply-add, fma(eta * lambda, x_j, m_j) (MemoryL2), on
+//    every path (vector FMA, std::fma in plain C++), so every path gives bit-identical memories;
+//    it is one rounding instead of three and one instruction instead of three, which matters
+//    when this pass is the step. Other products keep the scalar rounding order (NoContract).
 //
 // 2. ThresholdTopK: exact top-k of |m| with a threshold tau carried from step to step. The pass
 //    collects the candidates {j : |m_j| > tau}; when there are at least k of them, every other
@@ -20,6 +22,7 @@
 // Kernel choice (process-wide, for tests and benchmarks): KernelOptions, initialised from the
 // environment variable MEMSGD_KERNELS, e.g. "topk=heap,sgd=dense,isa=scalar".
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -90,16 +93,20 @@ inline double NoContract(double v) noexcept {
 
 // ---- dense passes ---------------------------------------------------------------------------
 
+// The L2 term of the memory update, m + (eta lambda) x rounded once (el = eta * lambda): the
+// arithmetic of RegAxpyCollect and RegAxpyArgmax on every instruction set.
+inline double MemoryL2(double m, double el, double x) noexcept { return std::fma(el, x, m); }
+
 // Spare entries a candidate buffer needs beyond the largest count (vector stores of whole lanes).
 inline constexpr Index kCandidateSlack = 32;
 
-// m[j] = m[j] + NoContract(eta * (lambda * x[j])) for j in [0, n); every j with |m[j]| > tau
+// m[j] = MemoryL2(m[j], eta * lambda, x[j]) for j in [0, n); every j with |m[j]| > tau
 // (after the update) is appended to cand as base + j, in increasing order. Returns the count
 // appended. cand must have room for n + kCandidateSlack entries (entries past the count may be
 // overwritten). tau = +infinity: the update alone (nothing is written to cand).
 Index RegAxpyCollect(Isa isa, double* m, const double* x, double eta, double lambda, Index n,
                      double tau, Index* cand, Index base = 0) noexcept;
-// Top-1 fused with the update: m[j] += NoContract(eta * (lambda * x[j])) for all j (lambda = 0 or
+// Top-1 fused with the update: m[j] = MemoryL2(m[j], eta * lambda, x[j]) for all j (lambda = 0 or
 // x = nullptr: no update), and returns the first j (smallest index) with the largest |m[j]|, as
 // base + j; *best receives that |m[j]|. NaN entries are never chosen; n = 0 returns -1.
 Index RegAxpyArgmax(Isa isa, double* m, const double* x, double eta, double lambda, Index n,
@@ -108,9 +115,9 @@ Index RegAxpyArgmax(Isa isa, double* m, const double* x, double eta, double lamb
 // Appends every j with |m[j]| > tau (as base + j); returns the count. Same buffer rule.
 Index CollectAbove(Isa isa, const double* m, Index n, double tau, Index* cand,
                    Index base = 0) noexcept;
-// Sequential dense SGD step on the plain vector: for every j, g = m[j] + NoContract(eta *
-// (lambda * x[j])); x[j] -= g where g != 0; m[j] is left to the caller. Bit-identical to the scalar
-// loop of the engine.
+// Sequential dense SGD step on the plain vector: for every j, g = MemoryL2(m[j], eta * lambda,
+// x[j]); x[j] -= g where g != 0; m[j] is left to the caller. Bit-identical to the scalar loop of
+// the engine (and so to Mem-SGD with the identity compressor).
 void SgdDenseUpdate(Isa isa, double* x, const double* m, double eta, double lambda,
                     Index n) noexcept;
 
