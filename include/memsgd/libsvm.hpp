@@ -53,7 +53,7 @@ struct ReadOptions {
   double densify_at = 0.5;
   // Parser threads: 0 = all cores (oneTBB's default), 1 = the sequential reader, P = at most P.
   // The result (data, ReadInfo, errors and their line numbers) is the same for every value.
-  // Plain files under 4 MiB are always read sequentially.
+  // Plain files under 1 MiB are always read sequentially.
   int threads = 0;
   // Bytes per chunk of the parallel parser; 0 = automatic. > 0 forces the parallel parser even
   // for one thread and tiny files (for tests of chunk boundaries).

@@ -45,7 +45,7 @@ namespace {
 constexpr std::size_t kBlock = std::size_t{1} << 20;  // bytes per read / decompression step
 constexpr std::size_t kMaxTokenShown = 48;
 // Plain files smaller than this are parsed by the sequential loop whatever the thread count.
-constexpr std::size_t kSmallInput = std::size_t{4} << 20;
+constexpr std::size_t kSmallInput = std::size_t{1} << 20;
 
 // A token as shown in a message: non-printable bytes escaped, long tokens cut.
 std::string ShowToken(std::string_view tok) {
