@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "memsgd/checkpoint.hpp"
+#include "memsgd/error_feedback.hpp"
 #include "memsgd/generate.hpp"
 #include "memsgd/libsvm.hpp"
 #include "memsgd/train.hpp"
@@ -474,6 +475,29 @@ TEST_CASE("Limits: clear errors for impossible configurations") {
   const TrainResult r = Train(c, d);
   CHECK(r.status == TrainStatus::kOk);
   CHECK(r.samples == 600);
+}
+
+TEST_CASE("Limits: the lazy EF form checks its options as the dense form does") {
+  const Dataset& d = SmallData();  // sparse, d = 60
+  const Objective obj{Loss::kLogistic, Regularizer::kL2, 0.0};
+  auto fails = [&](const ef::Options& o, std::size_t x0_size, const char* fragment) {
+    CAPTURE(fragment);
+    ef::DatasetOracle oracle(d, obj, ef::SplitRows(d, 3, SplitKind::kContiguous, 1), 1, false, 1);
+    const std::vector<double> x0(x0_size, 0.0);
+    CHECK_THROWS_WITH_AS(ef::Run(o, oracle, x0), doctest::Contains(fragment),
+                         std::invalid_argument);
+    CHECK_THROWS_WITH_AS(ef::RunLazy(o, oracle, d, obj, x0), doctest::Contains(fragment),
+                         std::invalid_argument);
+  };
+  ef::Options o;
+  o.method = Method::kEf14;
+  o.compressor = CompressorSpec::FromName("rand", 2, false, 4);
+  fails(o, 3, "|x0| != d");
+  o.method = Method::kMemSgd;
+  fails(o, 60, "not an error-feedback method");
+  o.method = Method::kEf21Sgdm;
+  o.eta = 0;
+  fails(o, 60, "--eta must be in (0, 1]");
 }
 
 TEST_CASE("Reader: a file too large for the available memory is refused up front") {

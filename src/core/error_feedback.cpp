@@ -83,61 +83,39 @@ MessageCost MessageBits(const CompressorSpec& spec, Index d, Index sent) noexcep
 
 namespace {
 
-struct alignas(kCacheLine) WorkerState {
-  std::vector<double> gi;   // g_i (EF21 family) or e_i (EF14)
-  std::vector<double> v;    // v_i (EF21-SGDM/2M)
-  std::vector<double> u;    // u_i (EF21-SGD2M)
-  std::vector<double> tmp;  // gradient, then the vector handed to the compressor
-  SparseUpdate msg;
-  Compressor comp;
-  Rng rng;
-  double values_bits = 0, indexed_bits = 0;
-  Offset samples = 0;
-};
-
 bool IsEf21Family(Method m) {
   return m == Method::kEf21 || m == Method::kEf21Sgd || m == Method::kEf21Sgdm ||
          m == Method::kEf21Sgd2m;
 }
 
-class Engine {
- public:
-  Engine(const Options& o, GradientOracle& oracle, std::vector<double> x0)
-      : o_(o), oracle_(oracle), n_(oracle.Workers()), d_(oracle.Dim()), x_(std::move(x0)) {
-    if (!IsErrorFeedbackFamily(o.method))
-      throw std::invalid_argument("ef::Run: not an error-feedback method: " + MethodName(o.method));
-    if (static_cast<Index>(x_.size()) != d_) throw std::invalid_argument("ef::Run: |x0| != d");
-    if (n_ < 1) throw std::invalid_argument("ef::Run: no workers");
-    if (!(o.eta > 0 && o.eta <= 1)) throw std::invalid_argument("--eta must be in (0, 1]");
-    ef21_ = IsEf21Family(o.method);
-    const auto d = static_cast<std::size_t>(d_);
-    workers_.resize(static_cast<std::size_t>(n_));
-    weights_.resize(static_cast<std::size_t>(n_));
-    for (int i = 0; i < n_; ++i) {
-      auto& w = workers_[static_cast<std::size_t>(i)];
-      w.comp = Compressor(o.compressor, d_);
-      w.msg.Reserve(std::max<Index>(d_, 1));  // identity/QSGD may send up to d coordinates
-      w.rng.Seed(o.seed, static_cast<std::uint64_t>(i));
-      w.tmp.assign(d, 0.0);
-      if (o.method != Method::kSgdCompressed) w.gi.assign(d, 0.0);
-      if (o.method == Method::kEf21Sgdm || o.method == Method::kEf21Sgd2m) w.v.assign(d, 0.0);
-      if (o.method == Method::kEf21Sgd2m) w.u.assign(d, 0.0);
-      weights_[static_cast<std::size_t>(i)] = oracle.Weight(i);
-    }
-    if (ef21_) g_.assign(d, 0.0);
-    mark_.assign(d, 0);
-    if (o.threads > 0) {
-      // More threads than TBB allows would only print a warning; the result is the same anyway.
-      const auto cap = static_cast<int>(std::max<std::size_t>(
-          1, tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism)));
-      arena_ = std::make_unique<tbb::task_arena>(std::min(o.threads, cap));
-    }
+// What a worker holds in both forms (the dense one here, the lazy one below).
+struct WorkerBase {
+  std::vector<double> state;  // g_i (EF21 family) or e_i (EF14); empty for sgd-compressed
+  SparseUpdate msg;
+  Rng rng;  // the compressor's randomness
+  double values_bits = 0, indexed_bits = 0;
+  Offset samples = 0;
+
+  void Count(const MessageCost& c) {
+    values_bits += c.values;
+    indexed_bits += c.indexed;
   }
+};
+
+// What both forms share: the checks, the workers' streams and weights, the threads, the rounds
+// with their checkpoints, the initial dense round of the EF21 family, the server's side of a
+// round and the communication totals. A form adds how a worker computes its message and how x
+// is kept: Start (before round 0, timed), Round, and Materialise (brings x_ up to date before it
+// is read).
+template <class Oracle, class Worker>
+class EngineBase {
+ public:
+  virtual ~EngineBase() = default;
 
   RunResult Run(const Observer& observer) {
     RunResult res;
     const auto t0 = Clock::now();
-    if (ef21_) Initialise();
+    Start();
     seconds_ += Seconds(t0);
     bool go = Notify(observer, 0);
     Offset t = 0;
@@ -156,6 +134,7 @@ class Engine {
     }
     if (res.interrupted && t > 0 && t != last_notified_) Notify(observer, t);
     res.stopped = !go;
+    Materialise();
     res.x = x_;
     res.comm = Comm(t);
     res.rounds = t;
@@ -163,6 +142,120 @@ class Engine {
     res.seconds = seconds_;
     return res;
   }
+
+ protected:
+  // who: the entry point named in the errors.
+  EngineBase(const char* who, const Options& o, Oracle& oracle, std::vector<double> x0)
+      : o_(o), oracle_(oracle), n_(oracle.Workers()), d_(oracle.Dim()), x_(std::move(x0)) {
+    const std::string name = who;
+    if (!IsErrorFeedbackFamily(o.method))
+      throw std::invalid_argument(name + ": not an error-feedback method: " + MethodName(o.method));
+    if (static_cast<Index>(x_.size()) != d_) throw std::invalid_argument(name + ": |x0| != d");
+    if (n_ < 1) throw std::invalid_argument(name + ": no workers");
+    if (!(o.eta > 0 && o.eta <= 1)) throw std::invalid_argument("--eta must be in (0, 1]");
+    ef21_ = IsEf21Family(o.method);
+    const auto d = static_cast<std::size_t>(d_);
+    workers_.resize(static_cast<std::size_t>(n_));
+    weights_.resize(static_cast<std::size_t>(n_));
+    for (int i = 0; i < n_; ++i) {
+      auto& w = workers_[static_cast<std::size_t>(i)];
+      w.rng.Seed(o.seed, static_cast<std::uint64_t>(i));
+      if (o.method != Method::kSgdCompressed) w.state.assign(d, 0.0);
+      weights_[static_cast<std::size_t>(i)] = oracle.Weight(i);
+    }
+    if (ef21_) g_.assign(d, 0.0);
+    mark_.assign(d, 0);
+    if (o.threads > 0) {
+      // More threads than TBB allows would only print a warning; the result is the same anyway.
+      const auto cap = static_cast<int>(std::max<std::size_t>(
+          1, tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism)));
+      arena_ = std::make_unique<tbb::task_arena>(std::min(o.threads, cap));
+    }
+  }
+
+  virtual void Start() = 0;
+  virtual void Round(Offset t) = 0;
+  virtual void Materialise() {}
+
+  template <class F>
+  void ForWorkers(F&& f) {
+    if (!arena_) {
+      for (int i = 0; i < n_; ++i) f(i);
+      return;
+    }
+    arena_->execute([&] {
+      tbb::parallel_for(tbb::blocked_range<int>(0, n_, 1), [&](const tbb::blocked_range<int>& r) {
+        for (int i = r.begin(); i != r.end(); ++i) f(i);
+      });
+    });
+  }
+
+  // EF21 family: g_i^0 = a gradient at x0 (the full local one for ef21 or InitKind::kFull, else
+  // one minibatch), sent uncompressed; start_momenta(w) sets v_i^0 (and u_i^0) from it. Then
+  // g^0 = sum_i w_i g_i^0, sent to the workers once, densely, so that they can track x themselves.
+  template <class F>
+  void Initialise(F&& start_momenta) {
+    const bool full = o_.method == Method::kEf21 || o_.init == InitKind::kFull;
+    ForWorkers([&](int i) {
+      auto& w = workers_[static_cast<std::size_t>(i)];
+      if (full) {
+        oracle_.AddFull(i, x_, 1.0, w.state);
+        w.samples += oracle_.FullSamples(i);
+      } else {
+        oracle_.AddStochastic(i, x_, 1.0, w.state);
+        w.samples += oracle_.StochasticSamples(i);
+      }
+      start_momenta(w);
+      w.Count(DenseBits(d_));
+    });
+    for (int i = 0; i < n_; ++i) {
+      const auto& gi = workers_[static_cast<std::size_t>(i)].state;
+      const double wi = weights_[static_cast<std::size_t>(i)];
+      for (std::size_t j = 0; j < g_.size(); ++j) g_[j] += wi * gi[j];
+    }
+    comm_.downlink_sparse += 32.0 * d_;
+  }
+
+  // The server's side of a round: adds the messages in worker order (EF21 family: g += w_i c_i,
+  // before_g(j) called first; ef14-sgd: x -= w_i D_i; sgd-compressed: x -= gamma w_i C(...)) and
+  // counts the broadcast.
+  template <class F>
+  void Serve(double gamma, F&& before_g) {
+    Index support = 0;
+    for (int i = 0; i < n_; ++i) {
+      const auto& w = workers_[static_cast<std::size_t>(i)];
+      const double wi = weights_[static_cast<std::size_t>(i)];
+      for (Index s = 0; s < w.msg.size; ++s) {
+        const auto j = Z(w.msg.idx[Z(s)]);
+        const double val = w.msg.val[Z(s)];
+        if (ef21_) {
+          before_g(j);
+          g_[j] += wi * val;
+        } else if (o_.method == Method::kEf14) {
+          x_[j] -= wi * val;
+        } else {
+          x_[j] -= gamma * (wi * val);
+        }
+        if (!mark_[j]) {
+          mark_[j] = 1;
+          touched_.push_back(static_cast<Index>(j));
+          ++support;
+        }
+      }
+    }
+    for (Index j : touched_) mark_[Z(j)] = 0;
+    touched_.clear();
+    comm_.downlink_dense += 32.0 * d_;
+    comm_.downlink_sparse += std::min(support * (32.0 + IndexBits(d_)), 32.0 * d_);
+  }
+
+  const Options& o_;
+  Oracle& oracle_;
+  int n_;
+  Index d_;
+  bool ef21_ = false;
+  std::vector<double> x_, g_, weights_;
+  std::vector<Worker> workers_;
 
  private:
   static double Seconds(Clock::time_point s) {
@@ -191,6 +284,7 @@ class Engine {
   bool Notify(const Observer& observer, Offset t) {
     last_notified_ = t;
     if (!observer) return true;
+    Materialise();
     Checkpoint cp;
     cp.round = t;
     cp.samples = Samples();
@@ -200,44 +294,44 @@ class Engine {
     return observer(cp);
   }
 
-  template <class F>
-  void ForWorkers(F&& f) {
-    if (!arena_) {
-      for (int i = 0; i < n_; ++i) f(i);
-      return;
+  std::vector<std::uint8_t> mark_;
+  std::vector<Index> touched_;
+  Communication comm_;
+  double seconds_ = 0;
+  Offset last_notified_ = -1;
+  std::unique_ptr<tbb::task_arena> arena_;
+};
+
+// ---- the dense (reference) form: O(d) per worker per round
+
+struct alignas(kCacheLine) DenseWorker : WorkerBase {
+  std::vector<double> v;    // v_i (EF21-SGDM/2M)
+  std::vector<double> u;    // u_i (EF21-SGD2M)
+  std::vector<double> tmp;  // gradient, then the vector handed to the compressor
+  Compressor comp;
+};
+
+class Engine final : public EngineBase<GradientOracle, DenseWorker> {
+ public:
+  Engine(const Options& o, GradientOracle& oracle, std::vector<double> x0)
+      : EngineBase("ef::Run", o, oracle, std::move(x0)) {
+    const auto d = static_cast<std::size_t>(d_);
+    for (auto& w : workers_) {
+      w.comp = Compressor(o.compressor, d_);
+      w.msg.Reserve(std::max<Index>(d_, 1));  // identity/QSGD may send up to d coordinates
+      w.tmp.assign(d, 0.0);
+      if (o.method == Method::kEf21Sgdm || o.method == Method::kEf21Sgd2m) w.v.assign(d, 0.0);
+      if (o.method == Method::kEf21Sgd2m) w.u.assign(d, 0.0);
     }
-    arena_->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int>(0, n_, 1), [&](const tbb::blocked_range<int>& r) {
-        for (int i = r.begin(); i != r.end(); ++i) f(i);
-      });
-    });
   }
 
-  // g_i^0 = v_i^0 = u_i^0 = a gradient at x0, sent uncompressed; g^0 = sum_i w_i g_i^0.
-  void Initialise() {
-    const bool full = o_.method == Method::kEf21 || o_.init == InitKind::kFull;
-    ForWorkers([&](int i) {
-      auto& w = workers_[static_cast<std::size_t>(i)];
-      std::fill(w.gi.begin(), w.gi.end(), 0.0);
-      if (full) {
-        oracle_.AddFull(i, x_, 1.0, w.gi);
-        w.samples += oracle_.FullSamples(i);
-      } else {
-        oracle_.AddStochastic(i, x_, 1.0, w.gi);
-        w.samples += oracle_.StochasticSamples(i);
-      }
-      if (!w.v.empty()) w.v = w.gi;
-      if (!w.u.empty()) w.u = w.gi;
-      const MessageCost c = DenseBits(d_);
-      w.values_bits += c.values;
-      w.indexed_bits += c.indexed;
+ private:
+  void Start() override {
+    if (!ef21_) return;
+    Initialise([](DenseWorker& w) {
+      if (!w.v.empty()) w.v = w.state;
+      if (!w.u.empty()) w.u = w.state;
     });
-    for (int i = 0; i < n_; ++i) {
-      const auto& gi = workers_[static_cast<std::size_t>(i)].gi;
-      const double wi = weights_[static_cast<std::size_t>(i)];
-      for (std::size_t j = 0; j < g_.size(); ++j) g_[j] += wi * gi[j];
-    }
-    comm_.downlink_sparse += 32.0 * d_;  // g^0 once, so workers can track x themselves
   }
 
   // One worker's message at the current x.
@@ -248,10 +342,10 @@ class Engine {
     switch (o_.method) {
       case Method::kEf14: {
         // p = e + gamma grad (added into e in the Mem-SGD solver's order), D = C(p), e = p - D.
-        oracle_.AddStochastic(i, x_, gamma, w.gi);
+        oracle_.AddStochastic(i, x_, gamma, w.state);
         w.samples += oracle_.StochasticSamples(i);
-        w.comp.Compress(w.gi, w.msg, w.rng);
-        for (Index s = 0; s < w.msg.size; ++s) w.gi[Z(w.msg.idx[Z(s)])] -= w.msg.val[Z(s)];
+        w.comp.Compress(w.state, w.msg, w.rng);
+        for (Index s = 0; s < w.msg.size; ++s) w.state[Z(w.msg.idx[Z(s)])] -= w.msg.val[Z(s)];
         break;
       }
       case Method::kSgdCompressed: {
@@ -270,7 +364,7 @@ class Engine {
           oracle_.AddStochastic(i, x_, 1.0, w.tmp);
           w.samples += oracle_.StochasticSamples(i);
         }
-        const double* gi = w.gi.data();
+        const double* gi = w.state.data();
         if (o_.method == Method::kEf21Sgdm || o_.method == Method::kEf21Sgd2m) {
           const double a = 1.0 - o_.eta, b = o_.eta;
           double* v = w.v.data();
@@ -288,63 +382,22 @@ class Engine {
           for (std::size_t j = 0; j < d; ++j) tmp[j] -= gi[j];
         }
         w.comp.Compress(w.tmp, w.msg, w.rng);
-        for (Index s = 0; s < w.msg.size; ++s) w.gi[Z(w.msg.idx[Z(s)])] += w.msg.val[Z(s)];
+        for (Index s = 0; s < w.msg.size; ++s) w.state[Z(w.msg.idx[Z(s)])] += w.msg.val[Z(s)];
         break;
       }
     }
-    const MessageCost c = MessageBits(o_.compressor, d_, w.msg.size);
-    w.values_bits += c.values;
-    w.indexed_bits += c.indexed;
+    w.Count(MessageBits(o_.compressor, d_, w.msg.size));
   }
 
-  void Round(Offset t) {
+  void Round(Offset t) override {
     const double gamma = o_.schedule(t);
     if (ef21_) {
       // Server: x^{t+1} = x^t - gamma g^t, broadcast; workers then work at x^{t+1}.
       for (std::size_t j = 0; j < x_.size(); ++j) x_[j] -= gamma * g_[j];
     }
     ForWorkers([&](int i) { WorkerStep(i, gamma); });
-    // Server: add the messages in worker order.
-    Index support = 0;
-    for (int i = 0; i < n_; ++i) {
-      const auto& w = workers_[static_cast<std::size_t>(i)];
-      const double wi = weights_[static_cast<std::size_t>(i)];
-      for (Index s = 0; s < w.msg.size; ++s) {
-        const auto j = Z(w.msg.idx[Z(s)]);
-        const double val = w.msg.val[Z(s)];
-        if (ef21_) {
-          g_[j] += wi * val;
-        } else if (o_.method == Method::kEf14) {
-          x_[j] -= wi * val;
-        } else {
-          x_[j] -= gamma * (wi * val);
-        }
-        if (!mark_[j]) {
-          mark_[j] = 1;
-          touched_.push_back(static_cast<Index>(j));
-          ++support;
-        }
-      }
-    }
-    for (Index j : touched_) mark_[Z(j)] = 0;
-    touched_.clear();
-    comm_.downlink_dense += 32.0 * d_;
-    comm_.downlink_sparse += std::min(support * (32.0 + IndexBits(d_)), 32.0 * d_);
+    Serve(gamma, [](std::size_t) {});
   }
-
-  const Options& o_;
-  GradientOracle& oracle_;
-  int n_;
-  Index d_;
-  bool ef21_ = false;
-  std::vector<double> x_, g_, weights_;
-  std::vector<WorkerState> workers_;
-  std::vector<std::uint8_t> mark_;
-  std::vector<Index> touched_;
-  Communication comm_;
-  double seconds_ = 0;
-  Offset last_notified_ = -1;
-  std::unique_ptr<tbb::task_arena> arena_;
 };
 
 }  // namespace
@@ -593,12 +646,23 @@ class MaxTree {
 
 namespace {
 
-class LazyEngine {
+struct alignas(kCacheLine) LazyWorker : WorkerBase {
+  std::vector<double> vt;  // ~v_i: v_i = s ~v_i
+  std::vector<double> ut;  // ~u_i: u_i = A ~u_i + B ~v_i
+  double s = 1, a = 1, b = 0;
+  std::vector<double> acc;  // scratch: the stochastic gradient on its support
+  std::vector<std::uint8_t> mark;
+  std::vector<Index> support;
+  RandKSampler randk;
+  MaxTree tree;  // top-k: over |e_i| (EF14) or |g_i| (EF21-SGD)
+  std::vector<std::pair<double, Index>> keyed;  // top-k candidates (sgd-compressed)
+};
+
+class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
  public:
   LazyEngine(const Options& o, DatasetOracle& oracle, const Dataset& data, const Objective& obj,
              std::vector<double> x0)
-      : o_(o), oracle_(oracle), data_(data), obj_(obj), n_(oracle.Workers()),
-        d_(oracle.Dim()), x_(std::move(x0)) {
+      : EngineBase("ef::RunLazy", o, oracle, std::move(x0)), data_(data), obj_(obj) {
     const auto kind = o.compressor.kind;
     top_ = kind == CompressorKind::kTopK;
     if (!(kind == CompressorKind::kRandK || kind == CompressorKind::kUltraSparse ||
@@ -606,7 +670,6 @@ class LazyEngine {
         data.IsDense() || obj.lambda != 0 || o.method == Method::kEf21)
       throw std::invalid_argument("ef::RunLazy: needs sparse data, lambda = 0, a stochastic "
                                   "method and rand-k, ultra-sparse or (without momentum) top-k");
-    ef21_ = IsEf21Family(o.method);
     // eta = 1: v = u = the stochastic gradient (no decayed history to keep).
     momentum_ = (o.method == Method::kEf21Sgdm || o.method == Method::kEf21Sgd2m) && o.eta < 1;
     second_ = o.method == Method::kEf21Sgd2m && momentum_;
@@ -614,97 +677,34 @@ class LazyEngine {
     k_ = o.compressor.IntK(d_);
     scale_ = o.compressor.scaled && kind == CompressorKind::kRandK ? static_cast<double>(d_) / k_
                                                                     : 1.0;
-    workers_.resize(static_cast<std::size_t>(n_));
-    weights_.resize(static_cast<std::size_t>(n_));
-    for (int i = 0; i < n_; ++i) {
-      auto& w = workers_[static_cast<std::size_t>(i)];
-      w.rng.Seed(o.seed, static_cast<std::uint64_t>(i));
+    for (auto& w : workers_) {
       if (kind == CompressorKind::kRandK) w.randk.Reset(d_, k_);
       w.msg.Reserve(std::max<Index>(k_, 1));
       w.acc.assign(d, 0.0);
       w.mark.assign(d, 0);
-      if (o.method != Method::kSgdCompressed) w.state.assign(d, 0.0);
       if (momentum_) w.vt.assign(d, 0.0);
       if (second_) w.ut.assign(d, 0.0);
-      weights_[static_cast<std::size_t>(i)] = oracle.Weight(i);
     }
-    if (ef21_) {
-      g_.assign(d, 0.0);
-      gam_at_.assign(d, 0.0);
-    }
-    mark_.assign(d, 0);
-    if (o.threads > 0) {
-      const auto cap = static_cast<int>(std::max<std::size_t>(
-          1, tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism)));
-      arena_ = std::make_unique<tbb::task_arena>(std::min(o.threads, cap));
-    }
-  }
-
-  RunResult Run(const Observer& observer) {
-    RunResult res;
-    const auto t0 = Clock::now();
-    if (ef21_) Initialise();
-    if (top_ && o_.method != Method::kSgdCompressed)
-      for (auto& w : workers_) w.tree.Build(w.state);
-    seconds_ += Seconds(t0);
-    bool go = Notify(observer, 0);
-    Offset t = 0;
-    while (go && t < o_.rounds) {
-      if (o_.stop && o_.stop->load(std::memory_order_relaxed)) {
-        res.interrupted = true;
-        break;
-      }
-      const auto start = Clock::now();
-      Round(t);
-      seconds_ += Seconds(start);
-      ++t;
-      const bool at = t == o_.rounds || (o_.eval_every > 0 && t % o_.eval_every == 0) ||
-                      (o_.rounds_per_epoch > 0 && t % o_.rounds_per_epoch == 0);
-      if (at) go = Notify(observer, t);
-    }
-    if (res.interrupted && t > 0 && t != last_notified_) Notify(observer, t);
-    res.stopped = !go;
-    Materialise();
-    res.x = x_;
-    res.comm = Comm(t);
-    res.rounds = t;
-    res.samples = Samples();
-    res.seconds = seconds_;
-    return res;
+    if (ef21_) gam_at_.assign(d, 0.0);
   }
 
  private:
-  struct alignas(kCacheLine) W {
-    std::vector<double> state;  // g_i (EF21 family) or e_i (EF14)
-    std::vector<double> vt;     // ~v_i: v_i = s ~v_i
-    std::vector<double> ut;     // ~u_i: u_i = A ~u_i + B ~v_i
-    double s = 1, a = 1, b = 0;
-    std::vector<double> acc;    // scratch: the stochastic gradient on its support
-    std::vector<std::uint8_t> mark;
-    std::vector<Index> support;
-    SparseUpdate msg;
-    RandKSampler randk;
-    Rng rng;
-    MaxTree tree;  // top-k: over |e_i| (EF14) or |g_i| (EF21-SGD)
-    std::vector<std::pair<double, Index>> keyed;  // top-k candidates (sgd-compressed)
-    double values_bits = 0, indexed_bits = 0;
-    Offset samples = 0;
-  };
-
-  static double Seconds(Clock::time_point s) {
-    return std::chrono::duration<double>(Clock::now() - s).count();
-  }
-  Offset Samples() const {
-    Offset s = 0;
-    for (const auto& w : workers_) s += w.samples;
-    return s;
+  void Start() override {
+    if (ef21_) {
+      Initialise([](LazyWorker& w) {
+        if (!w.vt.empty()) w.vt = w.state;
+        if (!w.ut.empty()) w.ut = w.state;
+      });
+    }
+    if (top_ && o_.method != Method::kSgdCompressed)
+      for (auto& w : workers_) w.tree.Build(w.state);
   }
 
   // Top-k of p, where p_j = value(j) on w.support (marked in w.mark) and p_j = +-base_j
   // elsewhere (base = w.state, whose |.| the tree holds; sgd-compressed: base = 0, no tree).
   // Writes the indices into w.msg (values left to the caller): TopKSelector's set on the dense p.
   template <class F>
-  void TopK(W& w, F&& value) {
+  void TopK(LazyWorker& w, F&& value) {
     if (o_.method == Method::kSgdCompressed) {
       // Candidates: the support and the k smallest indices outside it (the best zeros).
       w.keyed.clear();
@@ -734,19 +734,6 @@ class LazyEngine {
     for (Index j : w.support) w.tree.Set(j, w.state[Z(j)]);
   }
 
-  Communication Comm(Offset rounds) const {
-    Communication c = comm_;
-    for (const auto& w : workers_) {
-      c.uplink_values += w.values_bits;
-      c.uplink_indexed += w.indexed_bits;
-    }
-    c.uplink_values /= n_;
-    c.uplink_indexed /= n_;
-    c.rounds = rounds;
-    c.init_counted = ef21_;
-    return c;
-  }
-
   // x_j now (EF21 family: the pending steps applied on the fly).
   double X(Index j) const noexcept {
     const auto jj = Z(j);
@@ -756,40 +743,14 @@ class LazyEngine {
     x_[j] -= g_[j] * (gam_ - gam_at_[j]);
     gam_at_[j] = gam_;
   }
-  void Materialise() {
+  void Materialise() override {
     if (!ef21_) return;
     for (std::size_t j = 0; j < x_.size(); ++j) Bring(j);
   }
 
-  bool Notify(const Observer& observer, Offset t) {
-    last_notified_ = t;
-    if (!observer) return true;
-    Materialise();
-    Checkpoint cp;
-    cp.round = t;
-    cp.samples = Samples();
-    cp.seconds = seconds_;
-    cp.x = x_;
-    cp.comm = Comm(t);
-    return observer(cp);
-  }
-
-  template <class F>
-  void ForWorkers(F&& f) {
-    if (!arena_) {
-      for (int i = 0; i < n_; ++i) f(i);
-      return;
-    }
-    arena_->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int>(0, n_, 1), [&](const tbb::blocked_range<int>& r) {
-        for (int i = r.begin(); i != r.end(); ++i) f(i);
-      });
-    });
-  }
-
   // target += (scale/b) sum_rows phi'(a.x) a over one minibatch, in the dense oracle's order
   // (row by row into the target); w.support lists the coordinates touched.
-  void Gradient(int i, W& w, double scale, std::vector<double>& target) {
+  void Gradient(int i, LazyWorker& w, double scale, std::vector<double>& target) {
     const double c0 = scale / static_cast<double>(oracle_.StochasticSamples(i));
     for (Offset bb = 0; bb < oracle_.StochasticSamples(i); ++bb) {
       const Offset r = oracle_.NextRow(i);
@@ -808,7 +769,7 @@ class LazyEngine {
     }
     w.samples += oracle_.StochasticSamples(i);
   }
-  void ClearGradient(W& w, bool clear_acc) {
+  void ClearGradient(LazyWorker& w, bool clear_acc) {
     for (Index j : w.support) {
       if (clear_acc) w.acc[Z(j)] = 0;
       w.mark[Z(j)] = 0;
@@ -819,14 +780,14 @@ class LazyEngine {
   // The compressor's coordinates: top-k of the vector whose entry j is value(j) on the support
   // and the worker's base vector elsewhere, or drawn as Compressor::Compress draws them.
   template <class F>
-  void Select(W& w, F&& value) {
+  void Select(LazyWorker& w, F&& value) {
     if (top_) {
       TopK(w, value);
     } else {
       Pick(w);
     }
   }
-  void Pick(W& w) {
+  void Pick(LazyWorker& w) {
     w.msg.size = 0;
     if (o_.compressor.kind == CompressorKind::kRandK) {
       w.randk.Sample(w.rng, w.msg);
@@ -835,32 +796,7 @@ class LazyEngine {
     }
   }
 
-  void Initialise() {
-    const bool full = o_.init == InitKind::kFull;
-    ForWorkers([&](int i) {
-      auto& w = workers_[static_cast<std::size_t>(i)];
-      if (full) {
-        oracle_.AddFull(i, x_, 1.0, w.state);
-        w.samples += oracle_.FullSamples(i);
-      } else {
-        oracle_.AddStochastic(i, x_, 1.0, w.state);
-        w.samples += oracle_.StochasticSamples(i);
-      }
-      if (momentum_) w.vt = w.state;
-      if (second_) w.ut = w.state;
-      const MessageCost c = DenseBits(d_);
-      w.values_bits += c.values;
-      w.indexed_bits += c.indexed;
-    });
-    for (int i = 0; i < n_; ++i) {
-      const auto& gi = workers_[static_cast<std::size_t>(i)].state;
-      const double wi = weights_[static_cast<std::size_t>(i)];
-      for (std::size_t j = 0; j < g_.size(); ++j) g_[j] += wi * gi[j];
-    }
-    comm_.downlink_sparse += 32.0 * d_;
-  }
-
-  void Renormalise(W& w) {
+  void Renormalise(LazyWorker& w) {
     for (std::size_t j = 0; j < w.vt.size(); ++j) {
       const double v = w.s * w.vt[j];
       if (second_) w.ut[j] = w.a * w.ut[j] + w.b * w.vt[j];
@@ -935,61 +871,23 @@ class LazyEngine {
         break;
       }
     }
-    const MessageCost c = MessageBits(o_.compressor, d_, w.msg.size);
-    w.values_bits += c.values;
-    w.indexed_bits += c.indexed;
+    w.Count(MessageBits(o_.compressor, d_, w.msg.size));
   }
 
-  void Round(Offset t) {
+  void Round(Offset t) override {
     const double gamma = o_.schedule(t);
     if (ef21_) gam_ += gamma;  // x^{t+1} = x^t - gamma g^t, applied lazily
     ForWorkers([&](int i) { WorkerStep(i, gamma); });
-    Index support = 0;
-    for (int i = 0; i < n_; ++i) {
-      const auto& w = workers_[static_cast<std::size_t>(i)];
-      const double wi = weights_[static_cast<std::size_t>(i)];
-      for (Index s = 0; s < w.msg.size; ++s) {
-        const auto j = Z(w.msg.idx[Z(s)]);
-        const double val = w.msg.val[Z(s)];
-        if (ef21_) {
-          Bring(j);
-          g_[j] += wi * val;
-        } else if (o_.method == Method::kEf14) {
-          x_[j] -= wi * val;
-        } else {
-          x_[j] -= gamma * (wi * val);
-        }
-        if (!mark_[j]) {
-          mark_[j] = 1;
-          touched_.push_back(static_cast<Index>(j));
-          ++support;
-        }
-      }
-    }
-    for (Index j : touched_) mark_[Z(j)] = 0;
-    touched_.clear();
-    comm_.downlink_dense += 32.0 * d_;
-    comm_.downlink_sparse += std::min(support * (32.0 + IndexBits(d_)), 32.0 * d_);
+    Serve(gamma, [this](std::size_t j) { Bring(j); });
   }
 
-  const Options& o_;
-  DatasetOracle& oracle_;
   const Dataset& data_;
   const Objective& obj_;
-  int n_;
-  Index d_;
   Index k_ = 1;
   double scale_ = 1;
-  bool ef21_ = false, momentum_ = false, second_ = false, top_ = false;
-  std::vector<double> x_, g_, gam_at_, weights_;
-  double gam_ = 0;
-  std::vector<W> workers_;
-  std::vector<std::uint8_t> mark_;
-  std::vector<Index> touched_;
-  Communication comm_;
-  double seconds_ = 0;
-  Offset last_notified_ = -1;
-  std::unique_ptr<tbb::task_arena> arena_;
+  bool momentum_ = false, second_ = false, top_ = false;
+  std::vector<double> gam_at_;  // Gam_j: Gam when x_j was last brought up to date
+  double gam_ = 0;              // Gam = sum of the steps so far
 };
 
 }  // namespace
