@@ -38,7 +38,7 @@ inline double Log1pExpNeg(double t) noexcept {
 // sigma(-t) = 1 / (1 + exp(t)), stable: e = exp(-|t|), then e / (1 + e) for t >= 0 and
 // 1 / (1 + e) for t < 0. Written with selects, not a branch on the sign of the margin (a
 // mispredicted branch costs as much as the exp); the same values as the branching form.
-inline double SigmoidNeg(double t) noexcept {
+[[gnu::always_inline]] inline double SigmoidNeg(double t) noexcept {
   const double e = std::exp(-std::abs(t));
   const double num = t >= 0 ? e : 1.0;
   return num / (1.0 + e);
@@ -50,7 +50,7 @@ inline double LossValue(Loss loss, double z, double y) noexcept {
   return 0.5 * r * r;
 }
 // d phi / d z
-inline double LossDerivative(Loss loss, double z, double y) noexcept {
+[[gnu::always_inline]] inline double LossDerivative(Loss loss, double z, double y) noexcept {
   if (loss == Loss::kLogistic) return -y * SigmoidNeg(y * z);
   return z - y;
 }

@@ -463,6 +463,18 @@ inline double RowDot(DenseRow r, const double* x, kernels::Isa isa) noexcept {
   return kernels::DotDense(isa, r.val, x, r.d);
 }
 inline void RowAxpy(double c, SparseRow r, double* y, kernels::Isa) noexcept { Axpy(c, r, y); }
+// out += scale * grad R(x), with the Mem-SGD memory's arithmetic: L2 as one FMA
+// (kernels::MemoryL2), other regularisers rounded step by step.
+inline void AddRegularizer(const Objective& obj, const double* x, double scale, double* out,
+                           std::size_t d) noexcept {
+  if (obj.lambda == 0) return;
+  if (obj.reg == Regularizer::kL2) {
+    const double el = scale * obj.lambda;
+    for (std::size_t j = 0; j < d; ++j) out[j] = kernels::MemoryL2(out[j], el, x[j]);
+    return;
+  }
+  for (std::size_t j = 0; j < d; ++j) out[j] += scale * RegDerivative(obj.reg, obj.lambda, x[j]);
+}
 inline void RowAxpy(double c, DenseRow r, double* y, kernels::Isa isa) noexcept {
   kernels::AxpyDense(isa, c, r.val, y, r.d);
 }
@@ -482,10 +494,7 @@ void DatasetOracle::AddStochastic(int i, std::span<const double> x, double scale
       RowAxpy(c0 * LossDerivative(obj_.loss, z, y), row, op, isa);
     });
   }
-  if (obj_.lambda != 0) {
-    for (std::size_t j = 0; j < out.size(); ++j)
-      op[j] += scale * RegDerivative(obj_.reg, obj_.lambda, xp[j]);
-  }
+  AddRegularizer(obj_, xp, scale, op, out.size());
 }
 
 void DatasetOracle::AddFull(int i, std::span<const double> x, double scale,
@@ -502,10 +511,7 @@ void DatasetOracle::AddFull(int i, std::span<const double> x, double scale,
       RowAxpy(c0 * LossDerivative(obj_.loss, z, y), row, op, isa);
     });
   }
-  if (obj_.lambda != 0) {
-    for (std::size_t j = 0; j < out.size(); ++j)
-      op[j] += scale * RegDerivative(obj_.reg, obj_.lambda, xp[j]);
-  }
+  AddRegularizer(obj_, xp, scale, op, out.size());
 }
 
 // ---- toy oracle -----------------------------------------------------------------------------
@@ -755,8 +761,7 @@ class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
     for (Offset bb = 0; bb < oracle_.StochasticSamples(i); ++bb) {
       const Offset r = oracle_.NextRow(i);
       const SparseRow row = data_.Sparse(r);
-      double z = 0;
-      for (Index q = 0; q < row.nnz; ++q) z += static_cast<double>(row.val[q]) * X(row.idx[q]);
+      const double z = DotSparse(row, [this](Index j) { return X(j); });
       const double c = c0 * LossDerivative(obj_.loss, z, data_.Label(r));
       for (Index q = 0; q < row.nnz; ++q) {
         const auto j = Z(row.idx[q]);
