@@ -1,9 +1,11 @@
-"""Shared helpers for the Mem-SGD reproduction scripts (fig2.py, fig3.py).
+"""Shared helpers for the Mem-SGD reproduction scripts (fig2.py, fig3.py, fig3_bits.py,
+report_tables.py).
 
-Data sets, the memsgd binary, f* via `memsgd optimum`, running `memsgd train ... --trace` and the
-paper's recorded numbers (../shared/papers/mem-sgd.md sections 6 and 7, from the authors' pickled
-results in epfml/sparsifiedSGD).
+Options, data sets, the memsgd binary, f* via `memsgd optimum`, running `memsgd train ... --trace`,
+CSV / Markdown / plot output and the paper's recorded numbers (../shared/papers/mem-sgd.md sections
+6 and 7, from the authors' pickled results in epfml/sparsifiedSGD).
 """
+import argparse
 import csv
 import math
 import os
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SHARED_DATA = os.path.abspath(os.path.join(ROOT, "..", "shared", "data"))
@@ -163,6 +166,46 @@ def write_meta(out, name, fields):
         w.writerow(list(row.values()))
 
 
+def parse_args(doc, seed_flag, **seed_kwargs):
+    """The options of fig2.py and fig3.py; they differ only in the seed option (seed_flag)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--binary", default=None)
+    ap.add_argument("--paper", action="store_true", help="paper-size synthetic data")
+    ap.add_argument("--rows-epsilon", type=int, default=None)
+    ap.add_argument("--rows-rcv1", type=int, default=None)
+    ap.add_argument("--datasets", default="epsilon,rcv1,w8a,a9a,rcv1_small")
+    ap.add_argument(seed_flag, **seed_kwargs)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--data-dir", default=DATA_DIR)
+    return ap.parse_args()
+
+
+def synthetic_rows(a):
+    """Rows of each synthetic set: the paper's (--paper) or the scaled defaults, or --rows-*."""
+    rows_of = dict(PAPER_ROWS if a.paper else DEFAULT_ROWS)
+    if a.rows_epsilon:
+        rows_of["epsilon"] = a.rows_epsilon
+    if a.rows_rcv1:
+        rows_of["rcv1"] = a.rows_rcv1
+    return rows_of
+
+
+def command_line(script):
+    """How the script was called, as the summaries show it."""
+    return "/usr/bin/python3 bench/repro/" + script + "".join(" " + x for x in sys.argv[1:])
+
+
+def finish(fig, out, summary, fields, binary, load_start, total):
+    """Writes <out>/<fig>_summary.md (the Markdown lines `summary`) and <fig>_meta.csv (`fields`,
+    then the binary and the load average at the start)."""
+    with open(os.path.join(out, f"{fig}_summary.md"), "w") as f:
+        f.write("\n".join(summary))
+    write_meta(out, fig, dict(fields, binary=os.path.relpath(binary, ROOT),
+                              loadavg1_start=load_start))
+    log(f"{fig} done in {total:.0f} s; outputs in {os.path.relpath(out, ROOT)}")
+
+
 def find_binary(arg):
     cands = [arg] if arg else [os.path.join(ROOT, "build-repro", "memsgd"),
                                os.path.join(ROOT, "build", "memsgd")]
@@ -192,6 +235,20 @@ def prepare(binary, name, rows, data_dir):
         subprocess.run([binary, "generate", "--like", name, "--rows", str(rows), "--seed", "1",
                         "--out", path], check=True, capture_output=True, text=True)
     return path
+
+
+def load_datasets(binary, datasets, rows_of, data_dir):
+    """{name: {path, n, d, fstar, protocol, kind}} for each data set (see prepare and fstar)."""
+    meta = {}
+    for ds in datasets:
+        kind, protocol = DATASETS[ds]
+        path = prepare(binary, ds, rows_of.get(ds), data_dir)
+        n, d = info(binary, path)
+        t0 = time.time()
+        fs = fstar(binary, path)
+        log(f"{ds}: n={n} d={d} f*={fs:.10f} ({time.time() - t0:.1f} s)")
+        meta[ds] = {"path": path, "n": n, "d": d, "fstar": fs, "protocol": protocol, "kind": kind}
+    return meta
 
 
 def info(binary, path):
@@ -275,6 +332,25 @@ def train(binary, path, args, fstar_value=None):
     return rows, result, wall, " ".join(shown)
 
 
+def parallel(fn, items, jobs):
+    """[fn(item) for item in items], on `jobs` threads (each fn runs a memsgd process)."""
+    with ThreadPoolExecutor(max_workers=jobs) as ex:
+        return list(ex.map(fn, items))
+
+
+def train_all(binary, meta, jobs, n_jobs, describe):
+    """Runs every job (dataset, args, cost) on its full data set with its f*, the costliest first,
+    on n_jobs processes; returns the jobs with trace, result, wall and cmd added. describe(job):
+    the job in the log."""
+    def go(j):
+        m = meta[j["dataset"]]
+        trace, res, wall, cmd = train(binary, m["path"], j["args"], m["fstar"])
+        log(f"  {describe(j)}: loss {trace[-1]['loss']:.6f} ({wall:.1f} s)")
+        return dict(j, trace=trace, result=res, wall=wall, cmd=cmd)
+
+    return parallel(go, sorted(jobs, key=lambda j: -j["cost"]), n_jobs)
+
+
 def at_epoch(rows, epoch, key="loss"):
     """Value of `key` at the checkpoint closest to `epoch` (within 1e-6)."""
     best = None
@@ -298,6 +374,41 @@ def fmt_e(x, digits=2):
     if x is None or (isinstance(x, float) and (math.isnan(x))):
         return ""
     return f"{x:.{digits}e}"
+
+
+def write_rows(path, rows):
+    """Dicts with the same keys as a CSV: floats to 6 significant digits, NaN as an empty cell."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(list(rows[0].keys()))
+        for r in rows:
+            w.writerow([(f"{v:.6g}" if isinstance(v, float) and not math.isnan(v) else
+                         ("" if isinstance(v, float) else v)) for v in r.values()])
+
+
+def paper_column(protocol):
+    """The summaries' name for the paper's numbers of a protocol."""
+    return "paper(eps)" if protocol == "epsilon" else "paper(RCV1)"
+
+
+def dataset_heading(fig, ds, m):
+    """Markdown lines opening a data set's section of a summary: sizes, f*, the plot."""
+    return [f"## {LABELS[ds]} — {m['protocol']} protocol, n = {m['n']}, d = {m['d']}, "
+            f"f* = {m['fstar']:.6f}", "", f"![{fig} {ds}]({fig}_{ds}.png)", ""]
+
+
+def pyplot():
+    """matplotlib.pyplot without a display."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def md_table(header, rows):

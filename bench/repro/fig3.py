@@ -28,13 +28,11 @@ fig3_summary.md, paper_values.csv.
   options: --binary PATH --datasets epsilon,rcv1,w8a,a9a,rcv1_small --seed 1 --jobs 2
            --rows-epsilon N --rows-rcv1 N --out DIR --data-dir DIR
 """
-import argparse
 import csv
 import math
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
@@ -68,10 +66,7 @@ def cost(n, d, epochs, name, nnz):
 
 
 def plot(ds, runs, fs, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = C.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(17, 5))
     ymax = 0.0
     for r in runs:
@@ -100,45 +95,23 @@ def plot(ds, runs, fs, path):
     axes[2].set_xlabel("MB sent (bits / 8e6, uplink, memsgd's count)")
     axes[2].set_title("suboptimality against communication")
     axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    C.save_figure(plt, fig, path)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--binary", default=None)
-    ap.add_argument("--paper", action="store_true", help="paper-size synthetic data")
-    ap.add_argument("--rows-epsilon", type=int, default=None)
-    ap.add_argument("--rows-rcv1", type=int, default=None)
-    ap.add_argument("--datasets", default="epsilon,rcv1,w8a,a9a,rcv1_small")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--out", default=C.OUT)
-    ap.add_argument("--data-dir", default=C.DATA_DIR)
-    a = ap.parse_args()
+    a = C.parse_args(__doc__, "--seed", type=int, default=1)
     binary = C.find_binary(a.binary)
-    rows_of = dict(C.PAPER_ROWS if a.paper else C.DEFAULT_ROWS)
-    if a.rows_epsilon:
-        rows_of["epsilon"] = a.rows_epsilon
-    if a.rows_rcv1:
-        rows_of["rcv1"] = a.rows_rcv1
     datasets = a.datasets.split(",")
     os.makedirs(a.out, exist_ok=True)
     t_start = time.time()
     load_start = os.getloadavg()[0]
 
-    meta = {}
-    for ds in datasets:
-        kind, protocol = C.DATASETS[ds]
-        path = C.prepare(binary, ds, rows_of.get(ds), a.data_dir)
-        n, d = C.info(binary, path)
-        tag = ds if kind == "real" else os.path.basename(path).rsplit(".", 1)[0]
-        sub, m = C.subsample(path, n, 0.01, SUB_SEED, a.data_dir, tag)
-        fs = C.fstar(binary, path)
-        C.log(f"{ds}: n={n} d={d} f*={fs:.10f}; 1% subsample {m} rows -> {sub}")
-        meta[ds] = {"path": path, "sub": sub, "sub_rows": m, "n": n, "d": d, "fstar": fs,
-                    "protocol": protocol, "kind": kind}
+    meta = C.load_datasets(binary, datasets, C.synthetic_rows(a), a.data_dir)
+    for ds, m in meta.items():
+        path = m["path"]
+        tag = ds if m["kind"] == "real" else os.path.basename(path).rsplit(".", 1)[0]
+        m["sub"], m["sub_rows"] = C.subsample(path, m["n"], 0.01, SUB_SEED, a.data_dir, tag)
+        C.log(f"{ds}: 1% subsample {m['sub_rows']} rows -> {m['sub']}")
     C.write_paper_values(a.out)
 
     # 1. tuning on the subsample
@@ -162,8 +135,7 @@ def main():
         return dict(j, final=final, diverged=res["diverged"], wall=wall, cmd=cmd)
 
     t0 = time.time()
-    with ThreadPoolExecutor(max_workers=a.jobs) as ex:
-        tuned = list(ex.map(tune, tjobs))
+    tuned = C.parallel(tune, tjobs, a.jobs)
     t_tune = time.time() - t0
     chosen = {}
     for t in tuned:
@@ -199,19 +171,10 @@ def main():
                 jobs.append({"dataset": ds, "name": name, "label": label, "variant": variant,
                              "gamma": gv, "args": args,
                              "cost": cost(m["n"], m["d"], EPOCHS, name, 100)})
-    jobs.sort(key=lambda j: -j["cost"])
     C.log(f"{len(jobs)} full runs on {a.jobs} processes")
-
-    def go(j):
-        m = meta[j["dataset"]]
-        trace, res, wall, cmd = C.train(binary, m["path"], j["args"], m["fstar"])
-        C.log(f"  {j['dataset']:10s} {j['label']:22s} gamma0 {j['gamma']:<5g}: loss "
-              f"{trace[-1]['loss']:.6f} ({wall:.1f} s)")
-        return dict(j, trace=trace, result=res, wall=wall, cmd=cmd)
-
     t0 = time.time()
-    with ThreadPoolExecutor(max_workers=a.jobs) as ex:
-        done = list(ex.map(go, jobs))
+    done = C.train_all(binary, meta, jobs, a.jobs,
+                       lambda j: f"{j['dataset']:10s} {j['label']:22s} gamma0 {j['gamma']:<5g}")
     t_full = time.time() - t0
     order = {ds: [x[0] for x in methods_for(meta[ds]["protocol"])] for ds in datasets}
     done.sort(key=lambda r: (datasets.index(r["dataset"]), r["variant"] != "tuned",
@@ -275,17 +238,11 @@ def main():
                 "ours_bits_per_update": tr[-1]["bits"] / tr[-1]["samples"],
                 "ours_MB_total": tr[-1]["bits"] / 8e6,
                 "fstar": meta[ds]["fstar"]})
-    with open(os.path.join(a.out, "fig3_compare.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(list(cmp_rows[0].keys()))
-        for r in cmp_rows:
-            w.writerow([(f"{v:.6g}" if isinstance(v, float) and not math.isnan(v) else
-                         ("" if isinstance(v, float) else v)) for v in r.values()])
+    C.write_rows(os.path.join(a.out, "fig3_compare.csv"), cmp_rows)
 
     total = time.time() - t_start
     lines = ["# Mem-SGD Figure 3: loss against bits, Mem-SGD vs QSGD (memsgd)", "",
-             "Generated by `/usr/bin/python3 bench/repro/fig3.py" +
-             "".join(" " + x for x in sys.argv[1:]) + "`" + f" in {total:.0f} s wall (tuning {t_tune:.0f} s, full runs {t_full:.0f} s; "
+             "Generated by `" + C.command_line("fig3.py") + "`" + f" in {total:.0f} s wall (tuning {t_tune:.0f} s, full runs {t_full:.0f} s; "
              f"{a.jobs} concurrent runs). Seed {a.seed}.", "",
              "Sizes: " + ", ".join(f"{ds} {meta[ds]['n']} x {meta[ds]['d']} (subsample "
                                    f"{meta[ds]['sub_rows']})" for ds in datasets) + ".", "",
@@ -296,10 +253,8 @@ def main():
              "recorded gamma0 where the tuning here chose another. The real data sets have no "
              "paper numbers.", ""]
     for ds in datasets:
-        prot = meta[ds]["protocol"]
-        P = "paper(eps)" if prot == "epsilon" else "paper(RCV1)"
-        lines += [f"## {C.LABELS[ds]} — {prot} protocol, n = {meta[ds]['n']}, d = {meta[ds]['d']}, "
-                  f"f* = {meta[ds]['fstar']:.6f}", "", f"![fig3 {ds}](fig3_{ds}.png)", ""]
+        P = C.paper_column(meta[ds]["protocol"])
+        lines += C.dataset_heading("fig3", ds, meta[ds])
         hdr = ["method", f"{P} γ0", "ours γ0", f"{P} ep1", f"{P} ep10", f"{P} Δ SGD",
                "ours ep1", "ours ep10", "ours Δ SGD", "ours subopt ep10", f"{P} bits/upd",
                "ours bits/upd"]
@@ -327,17 +282,13 @@ def main():
             body.append([row[i] for i in keep])
         lines += [C.md_table(hdr, body), ""]
     lines += ["Tuning grid results: `fig3_tuning.csv`.", ""]
-    with open(os.path.join(a.out, "fig3_summary.md"), "w") as f:
-        f.write("\n".join(lines))
-    C.write_meta(a.out, "fig3", {"wall_s": f"{total:.1f}", "tuning_s": f"{t_tune:.1f}",
-                                 "full_runs_s": f"{t_full:.1f}", "tuning_runs": len(tjobs),
-                                 "full_runs": len(done), "jobs": a.jobs,
-                                 "sizes": "; ".join(f"{ds} {meta[ds]['n']}x{meta[ds]['d']} "
-                                                    f"(subsample {meta[ds]['sub_rows']})"
-                                                    for ds in datasets),
-                                 "binary": os.path.relpath(binary, C.ROOT),
-                                 "loadavg1_start": load_start})
-    C.log(f"fig3 done in {total:.0f} s; outputs in {os.path.relpath(a.out, C.ROOT)}")
+    C.finish("fig3", a.out, lines,
+             {"wall_s": f"{total:.1f}", "tuning_s": f"{t_tune:.1f}",
+              "full_runs_s": f"{t_full:.1f}", "tuning_runs": len(tjobs),
+              "full_runs": len(done), "jobs": a.jobs,
+              "sizes": "; ".join(f"{ds} {meta[ds]['n']}x{meta[ds]['d']} "
+                                 f"(subsample {meta[ds]['sub_rows']})" for ds in datasets)},
+             binary, load_start, total)
 
 
 if __name__ == "__main__":

@@ -56,12 +56,7 @@ def main():
                          "bits_ratio_vs_top1": bits / top1_bits,
                          "final_subopt": float(tr[-1]["suboptimality"])})
     out = os.path.join(a.dir, "fig3_bits_to_target.csv")
-    with open(out, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(list(rows[0].keys()))
-        for r in rows:
-            w.writerow([(f"{v:.6g}" if isinstance(v, float) and not math.isnan(v) else
-                         ("" if isinstance(v, float) else v)) for v in r.values()])
+    C.write_rows(out, rows)
     print(C.md_table(["data set", "run", "γ0", "target f−f*", "epochs to target", "MB to target",
                       "bits ÷ top-1's bits to target"],
                      [[r["dataset"], r["run"], r["gamma0"], C.fmt_e(r["target_subopt"]),
