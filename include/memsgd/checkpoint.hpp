@@ -11,12 +11,14 @@
 //
 // Exactness. The sequential solver is deterministic, so a resumed run produces bit for bit the
 // same iterate, averaged iterate, memories and trace (all but the seconds column) as one that was
-// never interrupted. (The lazy sequential SGD kernel keeps x = scale * v inside a segment; an
-// interrupt in mid-segment saves v and the scale unfolded, so that case is exact too.) The parallel engine restores the same state; what follows is as
+// never interrupted. (The lazy sequential SGD kernel keeps x = scale * v inside a segment, and
+// the sequential solver's lazy average is A u + B x; an interrupt in mid-segment saves v and the
+// scale, u and A, B unfolded, so that case is exact too.) The parallel engine restores the same
+// state; what follows is as
 // nondeterministic as any parallel run (thread interleaving), so results are statistically
 // equivalent.
 //
-// File format (version 1): "MEMSGDCK" magic, u32 version, u32 byte-order mark 0x01020304, u64
+// File format (version 2; version 1 had no avg_a/avg_b): "MEMSGDCK" magic, u32 version, u32 byte-order mark 0x01020304, u64
 // payload length, u64 payload checksum, then the payload: fixed-width native little-endian
 // integers and IEEE doubles (see checkpoint.cpp). The payload starts with two fingerprints: one
 // of the options that determine the trajectory (method, compressor, memory, objective and
@@ -77,6 +79,8 @@ struct CheckpointState {
   double train_seconds = 0;
   std::vector<double> x, avg;
   double avg_weight = 0;     // parallel snapshot averaging: sum of the weights so far
+  // Sequential lazy averaging: the average is avg_a * avg + avg_b * x (1 and 0 when folded).
+  double avg_a = 1, avg_b = 0;
   bool has_perm = false;     // false with sampling with replacement (the permutation is unused)
   std::vector<Offset> perm;
   Rng::State shuffle_rng{};

@@ -23,7 +23,7 @@ static_assert(std::endian::native == std::endian::little,
               "checkpoint files are little-endian; big-endian hosts are not supported");
 
 constexpr char kMagic[8] = {'M', 'E', 'M', 'S', 'G', 'D', 'C', 'K'};
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;
 constexpr std::uint32_t kByteOrderMark = 0x01020304;
 constexpr std::size_t kHeaderBytes = 8 + 4 + 4 + 8 + 8;
 
@@ -210,6 +210,8 @@ std::string SerializeCheckpoint(const CheckpointState& st) {
   o.Vec(st.x);
   o.Vec(st.avg);
   o.Put<double>(st.avg_weight);
+  o.Put<double>(st.avg_a);
+  o.Put<double>(st.avg_b);
   o.Put<std::uint8_t>(st.has_perm ? 1 : 0);
   if (st.has_perm) {
     // 4-byte entries whenever n allows (half the size for the common case).
@@ -302,6 +304,10 @@ CheckpointState ParseCheckpoint(const std::string& bytes, const std::string& sho
     in.Bad("iterate length differs from d = " + std::to_string(st.d));
   }
   st.avg_weight = in.Get<double>();
+  st.avg_a = in.Get<double>();
+  st.avg_b = in.Get<double>();
+  if (!(st.avg_a > 0) || !std::isfinite(st.avg_a) || !std::isfinite(st.avg_b))
+    in.Bad("bad averaging scalars");
   const auto has_perm = in.Get<std::uint8_t>();
   if (has_perm > 1) in.Bad("bad permutation flag");
   st.has_perm = has_perm == 1;

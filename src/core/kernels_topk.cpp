@@ -72,8 +72,12 @@ KernelOptions ParseKernelOptions(const std::string& spec) {
       else if (val == "scalar") o.isa = Isa::kScalar;
       else throw std::invalid_argument("MEMSGD_KERNELS: isa=" + val + " (avx512|avx2|scalar)");
       o.isa = Clamp(o.isa);
+    } else if (key == "avg") {
+      if (val == "lazy") o.lazy_average = true;
+      else if (val == "dense") o.lazy_average = false;
+      else throw std::invalid_argument("MEMSGD_KERNELS: avg=" + val + " (lazy|dense)");
     } else {
-      throw std::invalid_argument("MEMSGD_KERNELS: unknown key '" + key + "' (topk, sgd, isa)");
+      throw std::invalid_argument("MEMSGD_KERNELS: unknown key '" + key + "' (topk, sgd, isa, avg)");
     }
   }
   return o;
@@ -84,7 +88,7 @@ std::string Describe(const KernelOptions& o) {
                      : o.topk == TopKKernel::kHeap    ? "heap"
                                                       : "reference";
   return std::string("topk=") + topk + ",sgd=" + (o.sgd == SgdKernel::kLazy ? "lazy" : "dense") +
-         ",isa=" + IsaName(o.isa);
+         ",isa=" + IsaName(o.isa) + ",avg=" + (o.lazy_average ? "lazy" : "dense");
 }
 
 KernelOptions& Options() noexcept {

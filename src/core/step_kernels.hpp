@@ -42,6 +42,28 @@ struct alignas(kCacheLine) Worker {
   double scale = 1;  // lazy SGD (sequential): the runner's x holds v, the iterate is scale * v
 };
 
+// The sequential runner's access when it averages lazily: the running average is
+// avg = A u + B x (u the runner's average buffer, A and B scalars kept by the runner, b_over_a =
+// B / A), so a write x_j += delta leaves the average unchanged by u_j -= (B / A) delta. Reads are
+// plain. Every write of a step goes through Add (the kernels' direct writes to the plain vector
+// are for PlainAccess only).
+struct AveragedAccess {
+  double* x;
+  double* u;
+  const double* b_over_a;
+  double Load(Index j) const noexcept { return x[j]; }
+  void Add(Index j, double delta) const noexcept {
+    x[j] += delta;
+    u[j] -= *b_over_a * delta;
+  }
+};
+
+template <class X>
+inline constexpr bool kIsPlain = std::is_same_v<X, PlainAccess>;
+// x.x may be read directly (vectorised passes): the sequential runner's accesses.
+template <class X>
+inline constexpr bool kReadsPlain = kIsPlain<X> || std::is_same_v<X, AveragedAccess>;
+
 // Same-rounding helpers over rows: data-gradient part added into a dense buffer.
 // Sparse rows: the order of objective.hpp's DotSparse (two partial sums) on every path.
 template <class X>
@@ -52,7 +74,7 @@ inline double DotX(SparseRow r, const X& x) noexcept {
 // vector is read through X in 16-aligned chunks).
 template <class X>
 inline double DotX(DenseRow r, const X& x, kernels::Isa isa) noexcept {
-  if constexpr (std::is_same_v<X, PlainAccess>) {
+  if constexpr (kReadsPlain<X>) {
     return kernels::DotDense(isa, r.val, x.x, r.d);
   } else {
     constexpr Index kChunk = 512;  // a multiple of kernels::kDotLanes
@@ -130,8 +152,6 @@ struct StepContext {
   }
 }
 
-template <class X>
-inline constexpr bool kIsPlain = std::is_same_v<X, PlainAccess>;
 
 // m_j + eta R'(x_j), the memory's regulariser term: for L2 the kernels' MemoryL2 (one FMA, the
 // same bits as the vector passes), otherwise the scalar expression rounded step by step.
@@ -153,7 +173,7 @@ inline Index RegUpdateCollect(const StepContext& ctx, const X& x, double* m, dou
   const kernels::Isa isa = ctx.kern.isa;
   if (lam == 0) return tau == INFINITY ? 0 : kernels::CollectAbove(isa, m, d, tau, cand);
   if (obj.reg == Regularizer::kL2) {
-    if constexpr (kIsPlain<X>) {
+    if constexpr (kReadsPlain<X>) {
       return kernels::RegAxpyCollect(isa, m, x.x, eta, lam, d, tau, cand);
     } else {
       constexpr Index kChunk = 512;
@@ -192,7 +212,7 @@ inline Index RegUpdateArgmax(const StepContext& ctx, const X& x, double* m, doub
   const kernels::Isa isa = ctx.kern.isa;
   double best = 0;
   if (lam == 0) return kernels::RegAxpyArgmax(isa, m, nullptr, eta, 0.0, d, &best);
-  if constexpr (kIsPlain<X>) {
+  if constexpr (kReadsPlain<X>) {
     return kernels::RegAxpyArgmax(isa, m, x.x, eta, lam, d, &best);
   } else {
     constexpr Index kChunk = 512;

@@ -157,6 +157,10 @@ class Runner {
     // Lazy kernels may keep x in a scaled form between steps: only when this runner reads x
     // after the segment's SyncGuard (sequential) and not every step (no per-step averaging).
     ctx_.lazy_ok = c.threads == 0 && c.averaging == AveragingKind::kFinal;
+    // Lazy averaging (LazyAverage): sequential, averaged, and a step that writes x only through
+    // the access's Add (not plain SGD, whose lazy and dense kernels write the plain vector).
+    lazy_average_ = c.threads == 0 && c.averaging != AveragingKind::kFinal &&
+                    c.method != Method::kSgd && ctx_.kern.lazy_average;
     const int nw = std::max(1, c.threads);
     workers_.resize(static_cast<std::size_t>(nw));
     for (int w = 0; w < nw; ++w) {
@@ -342,11 +346,66 @@ class Runner {
     scan_every_ = kPoll * mult;
   }
 
-  // The true serial baseline: plain loads and stores, per-step averaging.
+  // Lazy running average of the sequential solver: avg = A u + B x, with u stored in avg_. A step
+  // avg <- (1 - rho) avg + rho x is A *= 1 - rho, B = (1 - rho) B + rho, O(1); a write to x_j
+  // adjusts u_j (detail::AveragedAccess), so a Mem-SGD step costs O(k) for the average instead of
+  // O(d). u is folded back (u = A u + B x, A = 1, B = 0) when A < 1e-9 (A decays like t^-3 for
+  // the paper's weights) and when the segment ends (Fold in the destructor), so avg_ is the plain
+  // average whenever anything else reads it. Not bit-identical to the dense update (the average
+  // agrees to ~1e-13 relative); the iterates are unchanged.
+  class LazyAverage {
+   public:
+    // (a, b): where a run resumed in mid-segment left off (1, 0 otherwise).
+    LazyAverage(std::vector<double>& u, const AlignedVector& x, double a, double b)
+        : u_(u), x_(x), a_(a), b_(b), b_over_a_(b / a) {}
+    ~LazyAverage() { Fold(); }
+    LazyAverage(const LazyAverage&) = delete;
+    LazyAverage& operator=(const LazyAverage&) = delete;
+    void Step(double rho) noexcept {
+      a_ *= 1.0 - rho;
+      b_ = (1.0 - rho) * b_ + rho;
+      if (a_ < 1e-9) Fold();
+      b_over_a_ = b_ / a_;
+    }
+    const double* Ratio() const noexcept { return &b_over_a_; }
+    double A() const noexcept { return a_; }
+    double B() const noexcept { return b_; }
+    // u = a u + b x (the plain average); a no-op when already folded.
+    static void Fold(std::vector<double>& u, const AlignedVector& x, double a, double b) noexcept {
+      if (a == 1.0 && b == 0.0) return;
+      for (std::size_t j = 0; j < u.size(); ++j) u[j] = a * u[j] + b * x[j];
+    }
+
+   private:
+    void Fold() noexcept {
+      Fold(u_, x_, a_, b_);
+      a_ = 1.0;
+      b_ = 0.0;
+      b_over_a_ = 0.0;
+    }
+    std::vector<double>& u_;
+    const AlignedVector& x_;
+    double a_, b_, b_over_a_;
+  };
+
+  // The true serial baseline: plain loads and stores, per-step averaging (lazy where it can be:
+  // LazyAverage).
   void RunSequential(Offset begin, Offset end) {
-    PlainAccess x{x_.data()};
+    if (lazy_average_) {
+      LazyAverage avg(avg_, x_, resume_a_, resume_b_);
+      resume_a_ = 1.0;
+      resume_b_ = 0.0;
+      SequentialLoop(detail::AveragedAccess{x_.data(), avg_.data(), avg.Ratio()}, &avg, begin,
+                     end);
+    } else {
+      SequentialLoop(PlainAccess{x_.data()}, nullptr, begin, end);
+    }
+  }
+
+  template <class X>
+  void SequentialLoop(const X x, LazyAverage* lazy_avg, Offset begin, Offset end) {
     Worker& w = workers_[0];
-    detail::SyncGuard<PlainAccess> sync(ctx_, x, w);  // x is exact again when the segment ends
+    detail::SyncGuard<X> sync(ctx_, x, w);  // x is exact again when the segment ends
     const bool avg = c_.averaging != AveragingKind::kFinal;
     // A segment never crosses an epoch's end: t's position in the epoch's order is t - base.
     const Offset base = begin - begin % n_;
@@ -358,7 +417,11 @@ class Runner {
       data_.VisitRow(i, [&](auto row) { detail::Step(ctx_, x, w, row, data_.Label(i), eta); });
       if (avg) {
         const double rho = AveragingRho(c_.averaging, static_cast<double>(t), sched_.shift);
-        for (Index j = 0; j < d_; ++j) avg_[static_cast<std::size_t>(j)] += rho * (x_[static_cast<std::size_t>(j)] - avg_[static_cast<std::size_t>(j)]);
+        if (lazy_avg) {
+          lazy_avg->Step(rho);
+        } else {
+          for (Index j = 0; j < d_; ++j) avg_[static_cast<std::size_t>(j)] += rho * (x_[static_cast<std::size_t>(j)] - avg_[static_cast<std::size_t>(j)]);
+        }
       }
       ++w.steps;
       if (!MessageFinite(w)) return Halt(kDiverged);
@@ -368,6 +431,12 @@ class Runner {
         if (halt_.load() == kStopped && !c_.checkpoint_path.empty() && w.scale != 1.0) {
           stop_x_.assign(x_.begin(), x_.end());
           stop_scale_ = w.scale;
+        }
+        // Likewise the lazy average is saved unfolded (u, A, B).
+        if (halt_.load() == kStopped && !c_.checkpoint_path.empty() && lazy_avg) {
+          stop_avg_ = avg_;
+          stop_a_ = lazy_avg->A();
+          stop_b_ = lazy_avg->B();
         }
         return;
       }
@@ -435,7 +504,16 @@ class Runner {
       st.x = stop_x_;
     else
       st.x.assign(x_.begin(), x_.end());
-    st.avg = avg_;
+    if (!stop_avg_.empty()) {  // stopped in mid-segment with a lazy average: unfolded
+      st.avg = stop_avg_;
+      st.avg_a = stop_a_;
+      st.avg_b = stop_b_;
+    } else {  // folded, or a resumed state not yet run on
+      st.avg = avg_;
+      st.avg_a = resume_a_;
+      st.avg_b = resume_b_;
+    }
+    stop_avg_.clear();
     st.avg_weight = avg_weight_;
     st.has_perm = !c_.with_replacement;
     if (st.has_perm) st.perm = perm_;
@@ -506,6 +584,9 @@ class Runner {
     }
     x_.assign(st.x.begin(), st.x.end());
     avg_ = std::move(st.avg);
+    resume_a_ = st.avg_a;
+    resume_b_ = st.avg_b;
+    if (!lazy_average_) FoldResumedAverage();  // e.g. resumed with MEMSGD_KERNELS=avg=dense
     avg_weight_ = st.avg_weight;
     if (st.has_perm) perm_ = std::move(st.perm);
     shuffle_rng_.SetState(st.shuffle_rng);
@@ -530,6 +611,14 @@ class Runner {
   // read without a segment having run since Restore().
   void FoldLazyIterate() {
     if (c_.threads == 0) detail::Sync(ctx_, PlainAccess{x_.data()}, workers_[0]);
+    FoldResumedAverage();
+  }
+
+  // A resumed lazy average that no segment has run on yet, folded (avg_ is then the average).
+  void FoldResumedAverage() {
+    LazyAverage::Fold(avg_, x_, resume_a_, resume_b_);
+    resume_a_ = 1.0;
+    resume_b_ = 0.0;
   }
 
   // Parallel solver: average the checkpoint snapshots with the configured weights.
@@ -590,6 +679,10 @@ class Runner {
   std::optional<std::uint64_t> data_hash_;
   Offset scan_every_ = kPoll;   // steps between full scans of x (SetScanInterval)
   std::vector<double> stop_x_;  // unfolded lazy x at a mid-segment interrupt (for SaveState)
+  bool lazy_average_ = false;   // sequential averaging as A u + B x (LazyAverage)
+  double resume_a_ = 1, resume_b_ = 0;  // a lazy average restored unfolded, for the next segment
+  std::vector<double> stop_avg_;        // u at a mid-segment interrupt (for SaveState)
+  double stop_a_ = 1, stop_b_ = 0;
   double stop_scale_ = 1;
 };
 

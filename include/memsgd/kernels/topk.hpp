@@ -57,10 +57,13 @@ struct KernelOptions {
   TopKKernel topk = TopKKernel::kThreshold;
   SgdKernel sgd = SgdKernel::kLazy;
   Isa isa = BestIsa();  // clamped to BestIsa()
+  // Sequential Mem-SGD/QSGD with weighted or uniform averaging: the average kept as A u + B x,
+  // O(k) per step (lazy), or updated over all d every step (dense). See train.cpp.
+  bool lazy_average = true;
 };
 // The options the engine uses. Initialised once from MEMSGD_KERNELS (comma-separated key=value:
-// topk=threshold|heap|reference, sgd=lazy|dense, isa=avx512|avx2|scalar); not thread-safe to
-// change while a run is in progress.
+// topk=threshold|heap|reference, sgd=lazy|dense, isa=avx512|avx2|scalar, avg=lazy|dense); not
+// thread-safe to change while a run is in progress.
 KernelOptions& Options() noexcept;
 // Parses a MEMSGD_KERNELS string over the defaults; throws std::invalid_argument.
 KernelOptions ParseKernelOptions(const std::string& spec);
