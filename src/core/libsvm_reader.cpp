@@ -624,15 +624,15 @@ class Parser {
       dropped_ += pieces[i]->dropped_;
     }
     line_ = lines;
-    row_ptr_.assign(row0[k] + 1, 0);
-    col_.clear();
-    val_.clear();
-    labels_.clear();
-    col_.shrink_to_fit();
-    val_.shrink_to_fit();
-    col_.resize(ent0[k]);
-    val_.resize(ent0[k]);
-    labels_.resize(row0[k]);
+    // The four arrays are allocated (and zero-filled: page faults and memset) concurrently.
+    run(4, [&](std::size_t a) {
+      switch (a) {
+        case 0: row_ptr_.assign(row0[k] + 1, 0); break;
+        case 1: std::vector<Index>(ent0[k]).swap(col_); break;
+        case 2: std::vector<Value>(ent0[k]).swap(val_); break;
+        default: std::vector<double>(row0[k]).swap(labels_); break;
+      }
+    });
     run(k, [&](std::size_t i) {
       Parser& p = *pieces[i];
       const auto off = static_cast<Offset>(ent0[i]);
