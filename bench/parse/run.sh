@@ -37,6 +37,9 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 machine="$model, $cores cores (nproc), load average before the run $load_before"
 "$build/bench/parse/memsgd_bench_parse" --threads "$threads" --repeats "$repeats" \
   --machine "$machine" --csv "$out/parse.csv" --md "$out/parse.md" "${files[@]}"
+if /usr/bin/python3 -c "import sklearn" 2>/dev/null; then
+  /usr/bin/python3 bench/parse/sklearn_load.py "${files[@]}" > "$out/sklearn.txt"
+fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 {
   echo
