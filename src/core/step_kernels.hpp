@@ -64,6 +64,27 @@ inline constexpr bool kIsPlain = std::is_same_v<X, PlainAccess>;
 template <class X>
 inline constexpr bool kReadsPlain = kIsPlain<X> || std::is_same_v<X, AveragedAccess>;
 
+// buf[0, len) = x[j0, j0 + len) through the access's loads (relaxed atomic loads for the shared
+// vector: one scalar load each, never vectorised by the compiler). Four loads, then four stores:
+// ~20 % faster than the plain loop. Kept out of the SLP vectoriser, which would otherwise pack
+// the four loaded values into a vector with inserts before one store (port-5 shuffles: measured
+// 2x slower than the scalar stores; perf put them at half a parallel worker's step).
+template <class X>
+[[gnu::noinline, gnu::optimize("no-tree-slp-vectorize")]] void LoadChunk(const X& x, Index j0,
+                                                                          Index len,
+                                                                          double* buf) noexcept {
+  Index i = 0;
+  for (; i + 4 <= len; i += 4) {
+    const double a = x.Load(j0 + i), b = x.Load(j0 + i + 1), c = x.Load(j0 + i + 2),
+                 d = x.Load(j0 + i + 3);
+    buf[i] = a;
+    buf[i + 1] = b;
+    buf[i + 2] = c;
+    buf[i + 3] = d;
+  }
+  for (; i < len; ++i) buf[i] = x.Load(j0 + i);
+}
+
 // Same-rounding helpers over rows: data-gradient part added into a dense buffer.
 // Sparse rows: the order of objective.hpp's DotSparse (two partial sums) on every path.
 template <class X>
@@ -82,7 +103,7 @@ inline double DotX(DenseRow r, const X& x, kernels::Isa isa) noexcept {
     double lanes[kernels::kDotLanes] = {};
     for (Index j0 = 0; j0 < r.d; j0 += kChunk) {
       const Index len = std::min(kChunk, r.d - j0);
-      for (Index i = 0; i < len; ++i) buf[i] = x.Load(j0 + i);
+      LoadChunk(x, j0, len, buf);
       kernels::DotLanesAccumulate(isa, r.val + j0, buf, len, lanes);
     }
     return kernels::DotLanesReduce(lanes);
@@ -181,7 +202,7 @@ inline Index RegUpdateCollect(const StepContext& ctx, const X& x, double* m, dou
       Index c = 0;
       for (Index j0 = 0; j0 < d; j0 += kChunk) {
         const Index len = std::min(kChunk, d - j0);
-        for (Index i = 0; i < len; ++i) buf[i] = x.Load(j0 + i);
+        LoadChunk(x, j0, len, buf);
         c += kernels::RegAxpyCollect(isa, m + j0, buf, eta, lam, len, tau, cand + c, j0);
       }
       return c;
@@ -221,7 +242,7 @@ inline Index RegUpdateArgmax(const StepContext& ctx, const X& x, double* m, doub
     double top = -1.0;
     for (Index j0 = 0; j0 < d; j0 += kChunk) {
       const Index len = std::min(kChunk, d - j0);
-      for (Index i = 0; i < len; ++i) buf[i] = x.Load(j0 + i);
+      LoadChunk(x, j0, len, buf);
       const Index a = kernels::RegAxpyArgmax(isa, m + j0, buf, eta, lam, len, &best, j0);
       if (a >= 0 && best > top) {  // strict: an earlier chunk keeps ties
         top = best;
