@@ -55,7 +55,7 @@ class Dataset {
 
   // Calls f(row) with a SparseRow or DenseRow: for code that is generic over the two layouts.
   template <class F>
-  decltype(auto) VisitRow(Offset i, F&& f) const {
+  [[gnu::always_inline]] decltype(auto) VisitRow(Offset i, F&& f) const {
     if (dense_) return f(Dense(i));
     return f(Sparse(i));
   }
