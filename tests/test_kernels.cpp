@@ -495,7 +495,7 @@ TEST_CASE("SGD with lambda = 0 touches only the row and equals the dense loop bi
   CHECK(a.x_last == DenseSgd(cfg, data));
 }
 
-TEST_CASE("lazy SGD is used only where the runner allows it (averaging, threads)") {
+TEST_CASE("lazy SGD is used only where the runner allows it (averaging kind, threads)") {
   auto data = test::RandomSparse(200, 80, 5, test::Seed() + 9);
   TrainConfig cfg;
   cfg.method = Method::kSgd;
@@ -503,12 +503,55 @@ TEST_CASE("lazy SGD is used only where the runner allows it (averaging, threads)
   cfg.epochs = 2;
   for (auto avg : {AveragingKind::kWeighted, AveragingKind::kUniform}) {
     cfg.averaging = avg;
-    ScopedOptions lazy(ParseKernelOptions("sgd=lazy"));
+    {
+      // The per-step dense average reads x every step: the dense step runs in both.
+      ScopedOptions lazy(ParseKernelOptions("sgd=lazy,avg=dense"));
+      const auto a = Train(cfg, data);
+      ScopedOptions dense(ParseKernelOptions("sgd=dense,avg=dense"));
+      const auto b = Train(cfg, data);
+      CHECK(a.x == b.x);
+      CHECK(a.x_last == b.x_last);
+    }
+    // The lazy average (A u + B v) lets the x = s v kernel run: equal up to rounding.
+    ScopedOptions lazy(ParseKernelOptions("sgd=lazy,avg=lazy"));
     const auto a = Train(cfg, data);
-    ScopedOptions dense(ParseKernelOptions("sgd=dense"));
+    ScopedOptions dense(ParseKernelOptions("sgd=dense,avg=dense"));
     const auto b = Train(cfg, data);
-    CHECK(a.x == b.x);  // per-step averaging reads x: the dense step runs in both
-    CHECK(a.x_last == b.x_last);
+    CHECK(MaxRelDiff(a.x_last, b.x_last) <= 1e-12);
+    CHECK(MaxRelDiff(a.x, b.x) <= 1e-11);
+    // threads >= 1: never lazy (Hogwild! writes every coordinate), the same as the dense kernel.
+    TrainConfig par = cfg;
+    par.threads = 1;
+    const auto c = Train(par, data);
+    ScopedOptions lazy2(ParseKernelOptions("sgd=lazy,avg=lazy"));
+    const auto e = Train(par, data);
+    CHECK(c.x_last == e.x_last);
+  }
+}
+
+TEST_CASE("lazy SGD with the lazy average: scale folds (s < 1e-9) inside averaged segments") {
+  // A constant step with a large lambda drives s below 1e-9 every few dozen steps: the average
+  // A u + B v is folded before each rescale of v. Weighted and uniform weights.
+  auto data = test::RandomSparse(500, 200, 7, test::Seed() + 23);
+  for (auto avg : {AveragingKind::kWeighted, AveragingKind::kUniform}) {
+    TrainConfig cfg;
+    cfg.method = Method::kSgd;
+    cfg.objective = Objective{Loss::kLogistic, Regularizer::kL2, 0.4};
+    cfg.schedule = ScheduleKind::kConstant;
+    cfg.gamma = 0.5;
+    cfg.epochs = 6;
+    cfg.averaging = avg;
+    cfg.eval_every = 997;
+    ScopedOptions lazy(ParseKernelOptions("sgd=lazy,avg=lazy"));
+    const auto a = Train(cfg, data);
+    ScopedOptions dense(ParseKernelOptions("sgd=dense,avg=dense"));
+    const auto b = Train(cfg, data);
+    CHECK(MaxRelDiff(a.x_last, b.x_last) <= 1e-12);
+    CHECK(MaxRelDiff(a.x, b.x) <= 1e-11);
+    CHECK(a.x != a.x_last);
+    REQUIRE(a.trace.size() == b.trace.size());
+    for (std::size_t i = 0; i < a.trace.size(); ++i)
+      CHECK(a.trace[i].loss == doctest::Approx(b.trace[i].loss).epsilon(1e-11));
   }
 }
 

@@ -13,7 +13,8 @@
 //   SGD             lambda = 0: O(nnz) (bit-identical to the dense loop). Sequential, L2 and
 //                   ctx.lazy_ok: the weight-scale trick x = s v, O(nnz) per step, equal to the
 //                   dense step up to rounding; the runner must call Sync (SyncGuard) before it
-//                   reads x. Otherwise the dense step (vectorised on the plain vector).
+//                   reads x. With the runner's lazy average (AveragedAccess) the average is then
+//                   A u + B v. Otherwise the dense step (vectorised on the plain vector).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -47,14 +48,25 @@ struct alignas(kCacheLine) Worker {
 // B / A), so a write x_j += delta leaves the average unchanged by u_j -= (B / A) delta. Reads are
 // plain. Every write of a step goes through Add (the kernels' direct writes to the plain vector
 // are for PlainAccess only).
+// With the lazy SGD kernel (x = s v) the average is A u + B v: the same, with v in place of x.
+struct LazyAverageState {
+  double a = 1, b = 0, b_over_a = 0;
+};
 struct AveragedAccess {
   double* x;
   double* u;
-  const double* b_over_a;
+  LazyAverageState* avg;
   double Load(Index j) const noexcept { return x[j]; }
   void Add(Index j, double delta) const noexcept {
     x[j] += delta;
-    u[j] -= *b_over_a * delta;
+    u[j] -= avg->b_over_a * delta;
+  }
+  // u = A u + B x over n coordinates, A = 1, B = 0: u is then the average (no-op when folded).
+  void Fold(std::size_t n) const noexcept {
+    LazyAverageState& st = *avg;
+    if (st.a == 1.0 && st.b == 0.0) return;
+    for (std::size_t j = 0; j < n; ++j) u[j] = st.a * u[j] + st.b * x[j];
+    st = LazyAverageState{};
   }
 };
 
@@ -256,11 +268,14 @@ inline Index RegUpdateArgmax(const StepContext& ctx, const X& x, double* m, doub
 // The lazy SGD state is folded back into the plain x: x = s v, s = 1.
 template <class X>
 inline void Sync(const StepContext&, const X& x, Worker& w) noexcept {
-  if constexpr (kIsPlain<X>) {
+  if constexpr (kReadsPlain<X>) {
     if (w.scale != 1.0) {
       const double s = w.scale;
       double* v = x.x;
       const std::size_t n = w.m.size();
+      // A lazy average A u + B v is folded first (rescaling B by 1/s instead would leave two large
+      // terms that cancel).
+      if constexpr (!kIsPlain<X>) x.Fold(n);
       for (std::size_t j = 0; j < n; ++j) v[j] *= s;
       w.scale = 1.0;
     }
@@ -308,7 +323,7 @@ template <class Row, class X>
     }
     return;
   }
-  if constexpr (kIsPlain<X>) {
+  if constexpr (kReadsPlain<X>) {
     if (ctx.lazy_ok && obj.reg == Regularizer::kL2 && ctx.kern.sgd == kernels::SgdKernel::kLazy) {
       // Weight-scale trick (Bottou; scikit-learn's SGDClassifier): x = s v. The L2 shrink of every
       // coordinate is s *= 1 - eta lambda; the data gradient touches only the row. Folded back
@@ -326,7 +341,7 @@ template <class Row, class X>
         }
         w.scale = s;
         const double cs = c / s;
-        if constexpr (std::is_same_v<Row, DenseRow>) {
+        if constexpr (std::is_same_v<Row, DenseRow> && kIsPlain<X>) {
           kernels::SubScaledDense(ctx.kern.isa, cs, row.val, x.x, row.d);
           return;
         }

@@ -156,11 +156,11 @@ class Runner {
     ctx_.fused_topk = spec.kind == CompressorKind::kTopK;
     // Lazy kernels may keep x in a scaled form between steps: only when this runner reads x
     // after the segment's SyncGuard (sequential) and not every step (no per-step averaging).
-    ctx_.lazy_ok = c.threads == 0 && c.averaging == AveragingKind::kFinal;
-    // Lazy averaging (LazyAverage): sequential, averaged, and a step that writes x only through
-    // the access's Add (not plain SGD, whose lazy and dense kernels write the plain vector).
+    // Lazy averaging (LazyAverage): sequential and averaged. Every write of a step goes through
+    // the access's Add, and the lazy SGD kernel's x = s v is averaged as A u + B v.
     lazy_average_ = c.threads == 0 && c.averaging != AveragingKind::kFinal &&
-                    c.method != Method::kSgd && ctx_.kern.lazy_average;
+                    ctx_.kern.lazy_average;
+    ctx_.lazy_ok = c.threads == 0 && (c.averaging == AveragingKind::kFinal || lazy_average_);
     const int nw = std::max(1, c.threads);
     workers_.resize(static_cast<std::size_t>(nw));
     for (int w = 0; w < nw; ++w) {
@@ -349,27 +349,38 @@ class Runner {
   // Lazy running average of the sequential solver: avg = A u + B x, with u stored in avg_. A step
   // avg <- (1 - rho) avg + rho x is A *= 1 - rho, B = (1 - rho) B + rho, O(1); a write to x_j
   // adjusts u_j (detail::AveragedAccess), so a Mem-SGD step costs O(k) for the average instead of
-  // O(d). u is folded back (u = A u + B x, A = 1, B = 0) when A < 1e-9 (A decays like t^-3 for
-  // the paper's weights) and when the segment ends (Fold in the destructor), so avg_ is the plain
-  // average whenever anything else reads it. Not bit-identical to the dense update (the average
-  // agrees to ~1e-13 relative); the iterates are unchanged.
+  // O(d). With the lazy SGD kernel (x = s v) the same holds for v: B = (1 - rho) B + rho s, and
+  // SGD with averaging is O(nnz) per step. u is folded back (u = A u + B x, A = 1, B = 0) when
+  // A < 1e-9 (A decays like t^-3 for the paper's weights), when B > 1e3 s, before the SGD scale
+  // is folded into v, and when the segment ends (the destructor), so avg_ is the plain average
+  // whenever anything else reads it. Not bit-identical to the dense update (the average agrees
+  // to ~1e-12 relative, tested); the iterates are unchanged (Mem-SGD) or equal up to rounding
+  // (SGD, as the lazy kernel with the final iterate).
   class LazyAverage {
    public:
     // (a, b): where a run resumed in mid-segment left off (1, 0 otherwise).
-    LazyAverage(std::vector<double>& u, const AlignedVector& x, double a, double b)
-        : u_(u), x_(x), a_(a), b_(b), b_over_a_(b / a) {}
-    ~LazyAverage() { Fold(); }
+    LazyAverage(std::vector<double>& u, AlignedVector& x, double a, double b)
+        : access_{x.data(), u.data(), &st_}, n_(u.size()) {
+      st_.a = a;
+      st_.b = b;
+      st_.b_over_a = b / a;
+    }
+    ~LazyAverage() { access_.Fold(n_); }
     LazyAverage(const LazyAverage&) = delete;
     LazyAverage& operator=(const LazyAverage&) = delete;
-    void Step(double rho) noexcept {
-      a_ *= 1.0 - rho;
-      b_ = (1.0 - rho) * b_ + rho;
-      if (a_ < 1e-9) Fold();
-      b_over_a_ = b_ / a_;
+    // One averaging step; s: the lazy SGD kernel's scale (x = s v), 1 otherwise.
+    void Step(double rho, double s) noexcept {
+      st_.a *= 1.0 - rho;
+      st_.b = (1.0 - rho) * st_.b + rho * s;
+      // Fold when A is small (u ~ avg / A) or when B v = (B / s) x is large next to the average
+      // (the lazy SGD scale fell fast: A u and B v would cancel). Never for Mem-SGD/QSGD (s = 1,
+      // B <= 1); rarely with the paper's schedules.
+      if (st_.a < 1e-9 || st_.b > 1e3 * s) access_.Fold(n_);
+      st_.b_over_a = st_.b / st_.a;
     }
-    const double* Ratio() const noexcept { return &b_over_a_; }
-    double A() const noexcept { return a_; }
-    double B() const noexcept { return b_; }
+    const detail::AveragedAccess& Access() const noexcept { return access_; }
+    double A() const noexcept { return st_.a; }
+    double B() const noexcept { return st_.b; }
     // u = a u + b x (the plain average); a no-op when already folded.
     static void Fold(std::vector<double>& u, const AlignedVector& x, double a, double b) noexcept {
       if (a == 1.0 && b == 0.0) return;
@@ -377,15 +388,9 @@ class Runner {
     }
 
    private:
-    void Fold() noexcept {
-      Fold(u_, x_, a_, b_);
-      a_ = 1.0;
-      b_ = 0.0;
-      b_over_a_ = 0.0;
-    }
-    std::vector<double>& u_;
-    const AlignedVector& x_;
-    double a_, b_, b_over_a_;
+    detail::LazyAverageState st_;
+    detail::AveragedAccess access_;
+    std::size_t n_;
   };
 
   // The true serial baseline: plain loads and stores, per-step averaging (lazy where it can be:
@@ -395,8 +400,7 @@ class Runner {
       LazyAverage avg(avg_, x_, resume_a_, resume_b_);
       resume_a_ = 1.0;
       resume_b_ = 0.0;
-      SequentialLoop(detail::AveragedAccess{x_.data(), avg_.data(), avg.Ratio()}, &avg, begin,
-                     end);
+      SequentialLoop(avg.Access(), &avg, begin, end);
     } else {
       SequentialLoop(PlainAccess{x_.data()}, nullptr, begin, end);
     }
@@ -422,7 +426,7 @@ class Runner {
       if (avg) {
         const double rho = AveragingRho(c_.averaging, static_cast<double>(t), sched_.shift);
         if (lazy_avg) {
-          lazy_avg->Step(rho);
+          lazy_avg->Step(rho, w.scale);
         } else {
           for (Index j = 0; j < d_; ++j) avg_[static_cast<std::size_t>(j)] += rho * (x_[static_cast<std::size_t>(j)] - avg_[static_cast<std::size_t>(j)]);
         }
