@@ -1,5 +1,8 @@
 #include "memsgd/dataset.hpp"
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -111,11 +114,14 @@ void Dataset::Densify() {
   if (dense_) return;
   std::vector<Value> dense(static_cast<std::size_t>(NumRows()) * static_cast<std::size_t>(d_),
                            Value{0});
-  for (Offset i = 0; i < NumRows(); ++i) {
-    auto row = Sparse(i);
-    Value* out = dense.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(d_);
-    for (Index j = 0; j < row.nnz; ++j) out[row.idx[j]] = row.val[j];
-  }
+  // Rows are independent: filled in parallel (a serial step of the parallel reader otherwise).
+  tbb::parallel_for(tbb::blocked_range<Offset>(0, NumRows(), 256), [&](const auto& r) {
+    for (Offset i = r.begin(); i < r.end(); ++i) {
+      auto row = Sparse(i);
+      Value* out = dense.data() + static_cast<std::size_t>(i) * static_cast<std::size_t>(d_);
+      for (Index j = 0; j < row.nnz; ++j) out[row.idx[j]] = row.val[j];
+    }
+  });
   values_ = std::move(dense);
   col_idx_.clear();
   col_idx_.shrink_to_fit();

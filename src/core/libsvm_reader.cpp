@@ -985,6 +985,15 @@ class ChunkRunner {
     else body();
 #endif
   }
+  // Runs f() inside this runner's arena, so that what it starts in parallel (the dense copy of
+  // Dataset::Densify) uses the same threads as the parse.
+  template <class F>
+  decltype(auto) Within(F&& f) {
+#ifndef MEMSGD_STD_THREADS
+    if (arena_) return arena_->execute(std::forward<F>(f));
+#endif
+    return f();
+  }
   int Threads() const {
     if (threads_ > 0) return threads_;
 #ifdef MEMSGD_STD_THREADS
@@ -1355,9 +1364,9 @@ Dataset ReadLibsvm(const std::string& path, const ReadOptions& options, ReadInfo
   const bool small = src.Kind() == Compression::kNone && src.SizeHint() > 0 &&
                      src.SizeHint() < kSmallInput;
   if (options.chunk_bytes == 0 && (small || run.Threads() <= 1)) {
-    return ReadSequential(src, shown, options, info);
+    return run.Within([&] { return ReadSequential(src, shown, options, info); });
   }
-  return ReadParallel(src, shown, options, info, run);
+  return run.Within([&] { return ReadParallel(src, shown, options, info, run); });
 }
 
 std::vector<unsigned char> ReadFileBytes(const std::string& path) {
