@@ -28,27 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CacheScratch {
-  fs::path dir;
-  CacheScratch() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("memsgd_cache_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~CacheScratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator()(const std::string& name) const { return (dir / name).string(); }
-  int Count(const std::string& part) const {
-    int k = 0;
-    for (const auto& e : fs::directory_iterator(dir))
-      k += e.path().filename().string().find(part) != std::string::npos;
-    return k;
-  }
-};
 
 std::string Slurp(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -129,7 +108,7 @@ int Sh(const std::string& cmd) {
 }  // namespace
 
 TEST_CASE("Data cache: round trips give the identical Dataset and ReadInfo") {
-  CacheScratch tmp;
+  test::Scratch tmp;
   Spit(tmp("small.svm"), SmallText());
   ReadOptions opt;
   RoundTrip(tmp("small.svm"), tmp("small.cache"), opt);
@@ -163,7 +142,7 @@ TEST_CASE("Data cache: round trips give the identical Dataset and ReadInfo") {
 }
 
 TEST_CASE("Data cache: ReadLibsvmCached writes once, then loads; the notes say so") {
-  CacheScratch tmp;
+  test::Scratch tmp;
   const std::string data = tmp("d.svm");
   Spit(data, SmallText());
   const std::string cache = DefaultCachePath(data);
@@ -188,7 +167,7 @@ TEST_CASE("Data cache: ReadLibsvmCached writes once, then loads; the notes say s
 }
 
 TEST_CASE("Data cache: stale, truncated, corrupt, foreign and other-options caches are refused") {
-  CacheScratch tmp;
+  test::Scratch tmp;
   const std::string data = tmp("d.svm");
   const std::string cache = tmp("d.cache");
   Spit(data, SmallText());
@@ -284,7 +263,7 @@ TEST_CASE("Data cache: stale, truncated, corrupt, foreign and other-options cach
 }
 
 TEST_CASE("Data cache: a write that fails leaves nothing behind") {
-  CacheScratch tmp;
+  test::Scratch tmp;
   const std::string data = tmp("d.svm");
   Spit(data, SmallText());
   ReadInfo info;
@@ -301,7 +280,7 @@ TEST_CASE("Data cache: a write that fails leaves nothing behind") {
 }
 
 TEST_CASE("CLI: --cache, --cache-file and --parse-threads") {
-  CacheScratch tmp;
+  test::Scratch tmp;
   const std::string data = tmp("d.svm");
   Spit(data, SmallText());
   const std::string bin = test::Binary();

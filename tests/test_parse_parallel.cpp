@@ -25,21 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct ParseScratch {
-  fs::path dir;
-  ParseScratch() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() /
-          ("memsgd_parse_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~ParseScratch() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string operator()(const std::string& name) const { return (dir / name).string(); }
-};
 
 void Write(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
@@ -182,7 +167,7 @@ TEST_CASE("Parallel parse: real data sets read exactly as the sequential reader"
 }
 
 TEST_CASE("Parallel parse: adversarial text, every chunk size and thread count") {
-  ParseScratch tmp;
+  test::Scratch tmp;
   int k = 0;
   for (bool bom : {false, true}) {
     for (bool final_newline : {true, false}) {
@@ -205,7 +190,7 @@ TEST_CASE("Parallel parse: adversarial text, every chunk size and thread count")
 }
 
 TEST_CASE("Parallel parse: options that change the result (labels, features, densify)") {
-  ParseScratch tmp;
+  test::Scratch tmp;
   // Three classes: needs positive_label; fixed label; fixed feature count with dropping.
   std::string text;
   std::mt19937_64 rng(test::Seed());
@@ -240,7 +225,7 @@ TEST_CASE("Parallel parse: options that change the result (labels, features, den
 }
 
 TEST_CASE("Parallel parse: the first bad line in file order, with its line number") {
-  ParseScratch tmp;
+  test::Scratch tmp;
   const std::string good = AdversarialText(test::Seed() + 99, 400, false, true);
   std::vector<std::string> lines;
   for (std::size_t p = 0; p < good.size();) {
@@ -281,7 +266,7 @@ TEST_CASE("Parallel parse: the first bad line in file order, with its line numbe
 }
 
 TEST_CASE("Parallel parse: multi-batch files and compressed input") {
-  ParseScratch tmp;
+  test::Scratch tmp;
   // ~5 MiB: more than one batch with small chunks, parallel with automatic chunks too.
   GenerateOptions g;
   g.rows = 9000;
@@ -319,7 +304,7 @@ TEST_CASE("Parallel parse: multi-batch files and compressed input") {
 }
 
 TEST_CASE("Parallel parse: lines longer than the sequential buffer, and the long-line refusal") {
-  ParseScratch tmp;
+  test::Scratch tmp;
   std::string text = "1 1:1\n-1 2:1\n";
   std::string longline = "+1";
   for (int j = 1; j <= 250000; ++j) longline.append(" ").append(std::to_string(j)).append(":1");
