@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <span>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -64,6 +66,13 @@ struct Scratch {
     return k;
   }
 };
+
+// Same length and the same bytes (an empty array may have a null data pointer: no memcmp then).
+template <class T>
+bool SameBytes(std::span<const T> a, std::span<const T> b) {
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
+}
 
 // A whole file's bytes, and a file written with exactly these bytes.
 inline std::string ReadText(const std::string& path) {

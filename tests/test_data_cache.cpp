@@ -49,10 +49,10 @@ void CheckSame(const Dataset& x, const ReadInfo& a, const Dataset& y, const Read
   REQUIRE(x.Values().size() == y.Values().size());
   REQUIRE(x.ColIdx().size() == y.ColIdx().size());
   REQUIRE(x.RowPtr().size() == y.RowPtr().size());
-  CHECK(std::memcmp(x.Labels().data(), y.Labels().data(), x.Labels().size_bytes()) == 0);
-  CHECK(std::memcmp(x.RowPtr().data(), y.RowPtr().data(), x.RowPtr().size_bytes()) == 0);
-  CHECK(std::memcmp(x.ColIdx().data(), y.ColIdx().data(), x.ColIdx().size_bytes()) == 0);
-  CHECK(std::memcmp(x.Values().data(), y.Values().data(), x.Values().size_bytes()) == 0);
+  CHECK(test::SameBytes(x.Labels(), y.Labels()));
+  CHECK(test::SameBytes(x.RowPtr(), y.RowPtr()));
+  CHECK(test::SameBytes(x.ColIdx(), y.ColIdx()));
+  CHECK(test::SameBytes(x.Values(), y.Values()));
   CHECK(a.compression == b.compression);
   CHECK(a.text_bytes == b.text_bytes);
   CHECK(a.lines == b.lines);
