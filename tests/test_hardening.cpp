@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -11,11 +12,13 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "memsgd/checkpoint.hpp"
 #include "memsgd/error_feedback.hpp"
 #include "memsgd/generate.hpp"
+#include "memsgd/kernels/topk.hpp"
 #include "memsgd/libsvm.hpp"
 #include "memsgd/train.hpp"
 #include "support.hpp"
@@ -168,6 +171,35 @@ TEST_CASE("Checkpoint: sequential resume is bit for bit the uninterrupted run") 
     CheckSameRun(full, Train(rc, SmallData()));
     CHECK(tmp.Count(".tmp.") == 0);
   }
+}
+
+TEST_CASE("Checkpoint: a lazy SGD state (x = s v, A u + B v) resumed with the dense kernels is folded first") {
+  test::Scratch tmp;
+  TrainConfig c = BaseConfig();
+  c.method = Method::kSgd;  // weighted averaging: the lazy kernel with the lazy average
+  const TrainResult full = Train(c, SmallData());
+  const std::string ck = tmp("mid.ck");
+  RunInterrupted(c, ck, 700);
+  const CheckpointState st = ReadCheckpoint(ck);
+  REQUIRE(st.workers.at(0).scale < 1.0);
+  REQUIRE(st.avg_a < 1.0);
+  kernels::KernelOptions dense = kernels::Options();
+  dense.sgd = kernels::SgdKernel::kDense;
+  dense.lazy_average = false;
+  const kernels::KernelOptions saved = std::exchange(kernels::Options(), dense);
+  TrainConfig rc = c;
+  rc.resume_path = ck;
+  const TrainResult resumed = Train(rc, SmallData());
+  kernels::Options() = saved;
+  REQUIRE(resumed.status == TrainStatus::kOk);
+  auto rel = [](const std::vector<double>& a, const std::vector<double>& b) {
+    double m = 0;
+    for (std::size_t j = 0; j < a.size(); ++j)
+      m = std::max(m, std::abs(a[j] - b[j]) / std::max(1e-300, std::abs(b[j])));
+    return m;
+  };
+  CHECK(rel(resumed.x_last, full.x_last) <= 1e-10);
+  CHECK(rel(resumed.x, full.x) <= 1e-10);
 }
 
 TEST_CASE("Checkpoint: a stop seen at a segment end saves a clean segment state") {

@@ -610,6 +610,14 @@ class Runner {
       wk.steps = in.steps;
       done[w] = in.segment_steps;
     }
+    // x saved as v with x = scale * v (lazy SGD) but resumed where that kernel does not run (other
+    // MEMSGD_KERNELS): fold it now, the average first (it is A u + B v).
+    const bool lazy_sgd = c_.threads == 0 && c_.method == Method::kSgd && ctx_.lazy_ok &&
+                          ctx_.kern.sgd == kernels::SgdKernel::kLazy;
+    if (!lazy_sgd && c_.threads == 0 && workers_[0].scale != 1.0) {
+      FoldResumedAverage();
+      detail::Sync(ctx_, PlainAccess{x_.data()}, workers_[0]);
+    }
     samples_ = st.samples;
     train_seconds_ = st.train_seconds;
     res.trace = std::move(st.trace);
