@@ -44,7 +44,7 @@ if [[ $rebuild -eq 1 ]]; then
   echo "fuzz.sh: building $bin with $cxx" >&2
   "$cxx" -std=c++20 -O1 -g -fno-omit-frame-pointer \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$root/include" "${srcs[@]}" -lz -lbz2 -llzma -o "$bin.new"
+    -I"$root/include" "${srcs[@]}" -ltbb -lz -lbz2 -llzma -pthread -o "$bin.new"
   mv "$bin.new" "$bin"
 fi
 
