@@ -1,5 +1,6 @@
 // Shared helpers for the test suite.
 #pragma once
+#include <doctest/doctest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "memsgd/dataset.hpp"
+#include "memsgd/libsvm.hpp"
 #include "memsgd/rng.hpp"
 
 namespace memsgd::test {
@@ -72,6 +74,32 @@ template <class T>
 bool SameBytes(std::span<const T> a, std::span<const T> b) {
   return a.size() == b.size() &&
          (a.empty() || std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
+}
+
+// The same bits (NaN payloads and signed zeros included).
+inline bool SameBits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+// Two reads of the same data: identical arrays, labels, label mapping and ReadInfo.
+inline void CheckSameRead(const Dataset& x, const ReadInfo& a, const Dataset& y,
+                          const ReadInfo& b) {
+  REQUIRE(x.NumRows() == y.NumRows());
+  CHECK(x.NumFeatures() == y.NumFeatures());
+  REQUIRE(x.IsDense() == y.IsDense());
+  CHECK(SameBits(x.positive_label, y.positive_label));
+  CHECK(SameBits(x.negative_label, y.negative_label));
+  REQUIRE(x.Values().size() == y.Values().size());
+  REQUIRE(x.ColIdx().size() == y.ColIdx().size());
+  REQUIRE(x.RowPtr().size() == y.RowPtr().size());
+  CHECK(SameBytes(x.Labels(), y.Labels()));
+  CHECK(SameBytes(x.RowPtr(), y.RowPtr()));
+  CHECK(SameBytes(x.ColIdx(), y.ColIdx()));
+  CHECK(SameBytes(x.Values(), y.Values()));
+  CHECK(a.compression == b.compression);
+  CHECK(a.text_bytes == b.text_bytes);
+  CHECK(a.lines == b.lines);
+  CHECK(a.entries == b.entries);
+  CHECK(a.dropped_entries == b.dropped_entries);
+  CHECK(a.label_counts == b.label_counts);
 }
 
 // A whole file's bytes, and a file written with exactly these bytes.

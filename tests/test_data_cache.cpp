@@ -38,28 +38,6 @@ void Spit(const std::string& path, const std::string& text) {
   f << text;
 }
 
-bool SameBits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
-
-void CheckSame(const Dataset& x, const ReadInfo& a, const Dataset& y, const ReadInfo& b) {
-  REQUIRE(x.NumRows() == y.NumRows());
-  CHECK(x.NumFeatures() == y.NumFeatures());
-  REQUIRE(x.IsDense() == y.IsDense());
-  CHECK(SameBits(x.positive_label, y.positive_label));
-  CHECK(SameBits(x.negative_label, y.negative_label));
-  REQUIRE(x.Values().size() == y.Values().size());
-  REQUIRE(x.ColIdx().size() == y.ColIdx().size());
-  REQUIRE(x.RowPtr().size() == y.RowPtr().size());
-  CHECK(test::SameBytes(x.Labels(), y.Labels()));
-  CHECK(test::SameBytes(x.RowPtr(), y.RowPtr()));
-  CHECK(test::SameBytes(x.ColIdx(), y.ColIdx()));
-  CHECK(test::SameBytes(x.Values(), y.Values()));
-  CHECK(a.compression == b.compression);
-  CHECK(a.text_bytes == b.text_bytes);
-  CHECK(a.lines == b.lines);
-  CHECK(a.entries == b.entries);
-  CHECK(a.dropped_entries == b.dropped_entries);
-  CHECK(a.label_counts == b.label_counts);
-}
 
 // Parses, saves, loads: the same data and info.
 void RoundTrip(const std::string& data, const std::string& cache, const ReadOptions& opt) {
@@ -71,7 +49,7 @@ void RoundTrip(const std::string& data, const std::string& cache, const ReadOpti
   auto back = LoadDataCache(cache, data, opt, info2, why);
   INFO(why);
   REQUIRE(back.has_value());
-  CheckSame(ds, info, *back, info2);
+  test::CheckSameRead(ds, info, *back, info2);
 }
 
 std::string Why(const std::string& cache, const std::string& data, const ReadOptions& opt = {}) {
@@ -158,8 +136,8 @@ TEST_CASE("Data cache: ReadLibsvmCached writes once, then loads; the notes say s
   const Dataset b = ReadLibsvmCached(data, cache, {}, i2, note);
   REQUIRE(notes.size() == 2);
   CHECK(notes[1] == "loaded cache " + cache);
-  CheckSame(ref, i0, a, i1);
-  CheckSame(ref, i0, b, i2);
+  test::CheckSameRead(ref, i0, a, i1);
+  test::CheckSameRead(ref, i0, b, i2);
   CHECK(tmp.Count(".tmp.") == 0);
   // Standard input: no cache.
   std::string why;
@@ -257,7 +235,7 @@ TEST_CASE("Data cache: stale, truncated, corrupt, foreign and other-options cach
   const Dataset d2 = ReadLibsvmCached(data, cache, {}, again, [&](const std::string& s) { notes.push_back(s); });
   ReadInfo now;
   const Dataset d3 = ReadLibsvm(data, {}, now);
-  CheckSame(d3, now, d2, again);
+  test::CheckSameRead(d3, now, d2, again);
   CHECK(Why(cache, data) == "loaded");
   CHECK(tmp.Count(".tmp.") == 0);
 }

@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "memsgd/checkpoint.hpp"
@@ -183,14 +182,12 @@ TEST_CASE("Checkpoint: a lazy SGD state (x = s v, A u + B v) resumed with the de
   const CheckpointState st = ReadCheckpoint(ck);
   REQUIRE(st.workers.at(0).scale < 1.0);
   REQUIRE(st.avg_a < 1.0);
-  kernels::KernelOptions dense = kernels::Options();
-  dense.sgd = kernels::SgdKernel::kDense;
-  dense.lazy_average = false;
-  const kernels::KernelOptions saved = std::exchange(kernels::Options(), dense);
   TrainConfig rc = c;
   rc.resume_path = ck;
-  const TrainResult resumed = Train(rc, SmallData());
-  kernels::Options() = saved;
+  const TrainResult resumed = [&] {
+    kernels::ScopedOptions dense(kernels::ParseKernelOptions("sgd=dense,avg=dense"));
+    return Train(rc, SmallData());
+  }();
   REQUIRE(resumed.status == TrainStatus::kOk);
   auto rel = [](const std::vector<double>& a, const std::vector<double>& b) {
     double m = 0;

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <cstring>
 #include <set>
+#include <utility>
 
 #include "memsgd/compressor.hpp"
 #include "memsgd/kernels/topk.hpp"
@@ -495,6 +496,25 @@ TEST_CASE("SGD with lambda = 0 touches only the row and equals the dense loop bi
   CHECK(a.x_last == DenseSgd(cfg, data));
 }
 
+// cfg trained under two MEMSGD_KERNELS settings, in this order.
+std::pair<TrainResult, TrainResult> TrainBoth(const TrainConfig& cfg, const Dataset& data,
+                                              const char* first, const char* second) {
+  ScopedOptions a(ParseKernelOptions(first));
+  TrainResult ra = Train(cfg, data);
+  ScopedOptions b(ParseKernelOptions(second));
+  return {std::move(ra), Train(cfg, data)};
+}
+
+// An average kept lazily against the per-step dense one: close, really an average, the same
+// trace.
+void CheckAverageClose(const TrainResult& lazy, const TrainResult& dense) {
+  CHECK(MaxRelDiff(lazy.x, dense.x) <= 1e-11);
+  CHECK(lazy.x != lazy.x_last);
+  REQUIRE(lazy.trace.size() == dense.trace.size());
+  for (std::size_t i = 0; i < lazy.trace.size(); ++i)
+    CHECK(lazy.trace[i].loss == doctest::Approx(dense.trace[i].loss).epsilon(1e-11));
+}
+
 TEST_CASE("lazy SGD is used only where the runner allows it (averaging kind, threads)") {
   auto data = test::RandomSparse(200, 80, 5, test::Seed() + 9);
   TrainConfig cfg;
@@ -505,26 +525,18 @@ TEST_CASE("lazy SGD is used only where the runner allows it (averaging kind, thr
     cfg.averaging = avg;
     {
       // The per-step dense average reads x every step: the dense step runs in both.
-      ScopedOptions lazy(ParseKernelOptions("sgd=lazy,avg=dense"));
-      const auto a = Train(cfg, data);
-      ScopedOptions dense(ParseKernelOptions("sgd=dense,avg=dense"));
-      const auto b = Train(cfg, data);
+      const auto [a, b] = TrainBoth(cfg, data, "sgd=lazy,avg=dense", "sgd=dense,avg=dense");
       CHECK(a.x == b.x);
       CHECK(a.x_last == b.x_last);
     }
     // The lazy average (A u + B v) lets the x = s v kernel run: equal up to rounding.
-    ScopedOptions lazy(ParseKernelOptions("sgd=lazy,avg=lazy"));
-    const auto a = Train(cfg, data);
-    ScopedOptions dense(ParseKernelOptions("sgd=dense,avg=dense"));
-    const auto b = Train(cfg, data);
+    const auto [a, b] = TrainBoth(cfg, data, "sgd=lazy,avg=lazy", "sgd=dense,avg=dense");
     CHECK(MaxRelDiff(a.x_last, b.x_last) <= 1e-12);
     CHECK(MaxRelDiff(a.x, b.x) <= 1e-11);
     // threads >= 1: never lazy (Hogwild! writes every coordinate), the same as the dense kernel.
     TrainConfig par = cfg;
     par.threads = 1;
-    const auto c = Train(par, data);
-    ScopedOptions lazy2(ParseKernelOptions("sgd=lazy,avg=lazy"));
-    const auto e = Train(par, data);
+    const auto [c, e] = TrainBoth(par, data, "sgd=dense,avg=dense", "sgd=lazy,avg=lazy");
     CHECK(c.x_last == e.x_last);
   }
 }
@@ -542,16 +554,9 @@ TEST_CASE("lazy SGD with the lazy average: scale folds (s < 1e-9) inside average
     cfg.epochs = 6;
     cfg.averaging = avg;
     cfg.eval_every = 997;
-    ScopedOptions lazy(ParseKernelOptions("sgd=lazy,avg=lazy"));
-    const auto a = Train(cfg, data);
-    ScopedOptions dense(ParseKernelOptions("sgd=dense,avg=dense"));
-    const auto b = Train(cfg, data);
+    const auto [a, b] = TrainBoth(cfg, data, "sgd=lazy,avg=lazy", "sgd=dense,avg=dense");
     CHECK(MaxRelDiff(a.x_last, b.x_last) <= 1e-12);
-    CHECK(MaxRelDiff(a.x, b.x) <= 1e-11);
-    CHECK(a.x != a.x_last);
-    REQUIRE(a.trace.size() == b.trace.size());
-    for (std::size_t i = 0; i < a.trace.size(); ++i)
-      CHECK(a.trace[i].loss == doctest::Approx(b.trace[i].loss).epsilon(1e-11));
+    CheckAverageClose(a, b);
   }
 }
 
@@ -582,15 +587,8 @@ TEST_CASE("lazy averaging (avg = A u + B x) equals the per-step average; the ite
     cfg.epochs = 3;
     cfg.eval_every = 3000;  // one segment per epoch
     cfg.init_std = 0.01;
-    ScopedOptions dense_opts(ParseKernelOptions("avg=dense"));
-    const auto dense = Train(cfg, data);
-    ScopedOptions lazy_opts(ParseKernelOptions("avg=lazy"));
-    const auto lazy = Train(cfg, data);
+    const auto [dense, lazy] = TrainBoth(cfg, data, "avg=dense", "avg=lazy");
     CHECK(lazy.x_last == dense.x_last);  // the iterates do not depend on how the average is kept
-    CHECK(MaxRelDiff(lazy.x, dense.x) <= 1e-11);
-    CHECK(lazy.x != lazy.x_last);  // really an average
-    REQUIRE(lazy.trace.size() == dense.trace.size());
-    for (std::size_t i = 0; i < lazy.trace.size(); ++i)
-      CHECK(lazy.trace[i].loss == doctest::Approx(dense.trace[i].loss).epsilon(1e-11));
+    CheckAverageClose(lazy, dense);
   }
 }

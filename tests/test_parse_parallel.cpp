@@ -58,8 +58,6 @@ Outcome Read(const std::string& path, ReadOptions opt, int threads, std::size_t 
   return o;
 }
 
-bool SameBits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
-
 void CheckSame(const Outcome& a, const Outcome& b) {
   REQUIRE(a.ok == b.ok);
   if (!a.ok) {
@@ -67,26 +65,7 @@ void CheckSame(const Outcome& a, const Outcome& b) {
     CHECK(a.line == b.line);
     return;
   }
-  const Dataset& x = a.data;
-  const Dataset& y = b.data;
-  REQUIRE(x.NumRows() == y.NumRows());
-  CHECK(x.NumFeatures() == y.NumFeatures());
-  REQUIRE(x.IsDense() == y.IsDense());
-  CHECK(SameBits(x.positive_label, y.positive_label));
-  CHECK(SameBits(x.negative_label, y.negative_label));
-  REQUIRE(x.Values().size() == y.Values().size());
-  REQUIRE(x.ColIdx().size() == y.ColIdx().size());
-  REQUIRE(x.RowPtr().size() == y.RowPtr().size());
-  CHECK(test::SameBytes(x.Labels(), y.Labels()));
-  CHECK(test::SameBytes(x.RowPtr(), y.RowPtr()));
-  CHECK(test::SameBytes(x.ColIdx(), y.ColIdx()));
-  CHECK(test::SameBytes(x.Values(), y.Values()));
-  CHECK(a.info.compression == b.info.compression);
-  CHECK(a.info.text_bytes == b.info.text_bytes);
-  CHECK(a.info.lines == b.info.lines);
-  CHECK(a.info.entries == b.info.entries);
-  CHECK(a.info.dropped_entries == b.info.dropped_entries);
-  CHECK(a.info.label_counts == b.info.label_counts);
+  test::CheckSameRead(a.data, a.info, b.data, b.info);
 }
 
 // Every thread count and chunk size against the sequential reader (threads 1, automatic chunks).

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cmath>
 #include <thread>
-#include <utility>
 
 #include "memsgd/kernels/topk.hpp"
 #include "memsgd/libsvm.hpp"
@@ -100,9 +99,7 @@ TEST_CASE("sequential Mem-SGD top-k matches a dense reference, and x - x~ = m") 
 TEST_CASE("Mem-SGD with the identity compressor equals SGD exactly") {
   // Both with the per-step dense average (Mem-SGD would otherwise keep it lazily, SGD cannot:
   // the averages would agree to ~1e-13 only; the lazy form has its own test in test_kernels).
-  kernels::KernelOptions dense = kernels::Options();
-  dense.lazy_average = false;
-  const kernels::KernelOptions saved = std::exchange(kernels::Options(), dense);
+  kernels::ScopedOptions dense(kernels::ParseKernelOptions("avg=dense"));
   auto data = test::RandomSparse(200, 30, 5, test::Seed() + 1);
   auto cfg = BaseConfig(1.0 / 200);
   cfg.init_std = 0.01;
@@ -112,7 +109,6 @@ TEST_CASE("Mem-SGD with the identity compressor equals SGD exactly") {
   auto a = Train(cfg, data);
   cfg.method = Method::kSgd;
   auto b = Train(cfg, data);
-  kernels::Options() = saved;
   CHECK(a.x == b.x);
   CHECK(a.x_last == b.x_last);
   for (double v : a.memories[0]) REQUIRE(v == 0.0);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "memsgd/dataset.hpp"
+#include "memsgd/kernels/topk.hpp"
 
 namespace memsgd {
 
@@ -72,6 +73,14 @@ inline double RegDerivative(Regularizer reg, double lambda, double xj) noexcept 
   if (reg == Regularizer::kL2) return lambda * xj;
   const double q = 1.0 + xj * xj;
   return lambda * 2.0 * xj / (q * q);
+}
+
+// m + eta R'(x_j), the regulariser's term as the memory and the EF oracles add it: for L2 one
+// fused multiply-add (kernels::MemoryL2, the same bits as the vector passes), otherwise the
+// scalar expression rounded step by step.
+inline double MemoryReg(const Objective& obj, double m, double eta, double xj) noexcept {
+  if (obj.reg == Regularizer::kL2) return kernels::MemoryL2(m, eta * obj.lambda, xj);
+  return m + kernels::NoContract(eta * RegDerivative(obj.reg, obj.lambda, xj));
 }
 
 // ---- row kernels ----------------------------------------------------------------------------

@@ -463,17 +463,11 @@ inline double RowDot(DenseRow r, const double* x, kernels::Isa isa) noexcept {
   return kernels::DotDense(isa, r.val, x, r.d);
 }
 inline void RowAxpy(double c, SparseRow r, double* y, kernels::Isa) noexcept { Axpy(c, r, y); }
-// out += scale * grad R(x), with the Mem-SGD memory's arithmetic: L2 as one FMA
-// (kernels::MemoryL2), other regularisers rounded step by step.
+// out += scale * grad R(x), with the Mem-SGD memory's arithmetic (MemoryReg).
 inline void AddRegularizer(const Objective& obj, const double* x, double scale, double* out,
                            std::size_t d) noexcept {
   if (obj.lambda == 0) return;
-  if (obj.reg == Regularizer::kL2) {
-    const double el = scale * obj.lambda;
-    for (std::size_t j = 0; j < d; ++j) out[j] = kernels::MemoryL2(out[j], el, x[j]);
-    return;
-  }
-  for (std::size_t j = 0; j < d; ++j) out[j] += scale * RegDerivative(obj.reg, obj.lambda, x[j]);
+  for (std::size_t j = 0; j < d; ++j) out[j] = MemoryReg(obj, out[j], scale, x[j]);
 }
 inline void RowAxpy(double c, DenseRow r, double* y, kernels::Isa isa) noexcept {
   kernels::AxpyDense(isa, c, r.val, y, r.d);

@@ -186,12 +186,6 @@ struct StepContext {
 }
 
 
-// m_j + eta R'(x_j), the memory's regulariser term: for L2 the kernels' MemoryL2 (one FMA, the
-// same bits as the vector passes), otherwise the scalar expression rounded step by step.
-inline double MemoryReg(const Objective& obj, double m, double eta, double xj) noexcept {
-  if (obj.reg == Regularizer::kL2) return kernels::MemoryL2(m, eta * obj.lambda, xj);
-  return m + kernels::NoContract(eta * RegDerivative(obj.reg, obj.lambda, xj));
-}
 
 // m_j += eta * R'(x_j) for every j, and collect j with |m_j| > tau into cand (room for d +
 // kernels::kCandidateSlack; tau = +inf: the update alone, cand untouched). Returns the number

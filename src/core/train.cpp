@@ -34,6 +34,7 @@
 #include <numeric>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 
 namespace memsgd {
 
@@ -358,12 +359,10 @@ class Runner {
   // (SGD, as the lazy kernel with the final iterate).
   class LazyAverage {
    public:
-    // (a, b): where a run resumed in mid-segment left off (1, 0 otherwise).
-    LazyAverage(std::vector<double>& u, AlignedVector& x, double a, double b)
-        : access_{x.data(), u.data(), &st_}, n_(u.size()) {
-      st_.a = a;
-      st_.b = b;
-      st_.b_over_a = b / a;
+    // start: where a run resumed in mid-segment left off (folded otherwise).
+    LazyAverage(std::vector<double>& u, AlignedVector& x, const detail::LazyAverageState& start)
+        : st_(start), access_{x.data(), u.data(), &st_}, n_(u.size()) {
+      st_.b_over_a = st_.b / st_.a;
     }
     ~LazyAverage() { access_.Fold(n_); }
     LazyAverage(const LazyAverage&) = delete;
@@ -381,11 +380,6 @@ class Runner {
     const detail::AveragedAccess& Access() const noexcept { return access_; }
     double A() const noexcept { return st_.a; }
     double B() const noexcept { return st_.b; }
-    // u = a u + b x (the plain average); a no-op when already folded.
-    static void Fold(std::vector<double>& u, const AlignedVector& x, double a, double b) noexcept {
-      if (a == 1.0 && b == 0.0) return;
-      for (std::size_t j = 0; j < u.size(); ++j) u[j] = a * u[j] + b * x[j];
-    }
 
    private:
     detail::LazyAverageState st_;
@@ -397,9 +391,7 @@ class Runner {
   // LazyAverage).
   void RunSequential(Offset begin, Offset end) {
     if (lazy_average_) {
-      LazyAverage avg(avg_, x_, resume_a_, resume_b_);
-      resume_a_ = 1.0;
-      resume_b_ = 0.0;
+      LazyAverage avg(avg_, x_, std::exchange(resume_avg_, {}));
       SequentialLoop(avg.Access(), &avg, begin, end);
     } else {
       SequentialLoop(PlainAccess{x_.data()}, nullptr, begin, end);
@@ -520,8 +512,8 @@ class Runner {
       st.avg_b = stop_b_;
     } else {  // folded, or a resumed state not yet run on
       st.avg = avg_;
-      st.avg_a = resume_a_;
-      st.avg_b = resume_b_;
+      st.avg_a = resume_avg_.a;
+      st.avg_b = resume_avg_.b;
     }
     stop_avg_.clear();
     st.avg_weight = avg_weight_;
@@ -594,8 +586,8 @@ class Runner {
     }
     x_.assign(st.x.begin(), st.x.end());
     avg_ = std::move(st.avg);
-    resume_a_ = st.avg_a;
-    resume_b_ = st.avg_b;
+    resume_avg_.a = st.avg_a;
+    resume_avg_.b = st.avg_b;
     if (!lazy_average_) FoldResumedAverage();  // e.g. resumed with MEMSGD_KERNELS=avg=dense
     avg_weight_ = st.avg_weight;
     if (st.has_perm) perm_ = std::move(st.perm);
@@ -634,9 +626,7 @@ class Runner {
 
   // A resumed lazy average that no segment has run on yet, folded (avg_ is then the average).
   void FoldResumedAverage() {
-    LazyAverage::Fold(avg_, x_, resume_a_, resume_b_);
-    resume_a_ = 1.0;
-    resume_b_ = 0.0;
+    detail::AveragedAccess{x_.data(), avg_.data(), &resume_avg_}.Fold(avg_.size());
   }
 
   // Parallel solver: average the checkpoint snapshots with the configured weights.
@@ -698,7 +688,7 @@ class Runner {
   Offset scan_every_ = kPoll;   // steps between full scans of x (SetScanInterval)
   std::vector<double> stop_x_;  // unfolded lazy x at a mid-segment interrupt (for SaveState)
   bool lazy_average_ = false;   // sequential averaging as A u + B x (LazyAverage)
-  double resume_a_ = 1, resume_b_ = 0;  // a lazy average restored unfolded, for the next segment
+  detail::LazyAverageState resume_avg_;  // a lazy average restored unfolded, for the next segment
   std::vector<double> stop_avg_;        // u at a mid-segment interrupt (for SaveState)
   double stop_a_ = 1, stop_b_ = 0;
   double stop_scale_ = 1;
