@@ -13,12 +13,13 @@
 // same iterate, averaged iterate, memories and trace (all but the seconds column) as one that was
 // never interrupted. (The lazy sequential SGD kernel keeps x = scale * v inside a segment, and
 // the sequential solver's lazy average is A u + B x; an interrupt in mid-segment saves v and the
-// scale, u and A, B unfolded, so that case is exact too.) The parallel engine restores the same
+// scale, u and A, B unfolded, so that case is exact too; so is the lazy Mem-SGD memory
+// m_j = b_j + R'(x_j) S, saved as b and S.) The parallel engine restores the same
 // state; what follows is as
 // nondeterministic as any parallel run (thread interleaving), so results are statistically
 // equivalent.
 //
-// File format (version 2; version 1 had no avg_a/avg_b): "MEMSGDCK" magic, u32 version, u32 byte-order mark 0x01020304, u64
+// File format (version 3; version 2 had no memory shift, version 1 no avg_a/avg_b): "MEMSGDCK" magic, u32 version, u32 byte-order mark 0x01020304, u64
 // payload length, u64 payload checksum, then the payload: fixed-width native little-endian
 // integers and IEEE doubles (see checkpoint.cpp). The payload starts with two fingerprints: one
 // of the options that determine the trajectory (method, compressor, memory, objective and
@@ -62,6 +63,7 @@ struct CheckpointWorker {
   Rng::State rng{};
   double bits = 0;
   double scale = 1;            // lazy sequential SGD: x is saved as v with x = scale * v
+  double shift = 0;            // lazy Mem-SGD memory: m is saved as b with m_j = b_j + R'(x_j) shift
   Offset steps = 0;            // samples this worker processed in the whole run
   Offset segment_steps = 0;    // of which in the segment in progress (0 at a segment end)
 };

@@ -132,6 +132,17 @@ class Compressor {
 
   // out <- comp(v). Values are the ones to send (scaled where the operator scales).
   void Compress(std::span<const double> v, SparseUpdate& out, Rng& rng);
+  // rand-k and ultra-sparse choose their coordinates without looking at v: Pick draws them
+  // (out.idx, out.size; the same draws as Compress) and ValueScale() is the factor the values
+  // are sent with (d/k for scaled rand-k, else 1). For the lazy Mem-SGD step, which evaluates
+  // only the picked coordinates of its memory.
+  bool PicksBlind() const noexcept {
+    return spec_.kind == CompressorKind::kRandK || spec_.kind == CompressorKind::kUltraSparse;
+  }
+  void Pick(Rng& rng, SparseUpdate& out);
+  double ValueScale() const noexcept {
+    return spec_.kind == CompressorKind::kRandK && spec_.scaled ? static_cast<double>(d_) / k_ : 1.0;
+  }
   // Bits of one message of `sent` coordinates for a data row with nnz_row nonzeros (inline: the
   // SGD step calls it for every sample).
   double MessageBits(Index sent, Index nnz_row) const noexcept {

@@ -20,6 +20,8 @@ struct PlainAccess {
   double* x;
   double Load(Index j) const noexcept { return x[j]; }
   void Add(Index j, double delta) const noexcept { x[j] += delta; }
+  // Add, returning the value written (AddFetch: the lazy Mem-SGD step's new slope).
+  double AddFetch(Index j, double delta) const noexcept { return x[j] += delta; }
 };
 
 struct AtomicAddAccess {
@@ -30,6 +32,10 @@ struct AtomicAddAccess {
   void Add(Index j, double delta) const noexcept {
     std::atomic_ref<double>(x[j]).fetch_add(delta, std::memory_order_relaxed);
   }
+  // The value this add wrote (the previous value plus delta, as the CAS loop computed it).
+  double AddFetch(Index j, double delta) const noexcept {
+    return std::atomic_ref<double>(x[j]).fetch_add(delta, std::memory_order_relaxed) + delta;
+  }
 };
 
 struct RacyAddAccess {
@@ -38,8 +44,13 @@ struct RacyAddAccess {
     return std::atomic_ref<double>(x[j]).load(std::memory_order_relaxed);
   }
   void Add(Index j, double delta) const noexcept {
+    AddFetch(j, delta);
+  }
+  double AddFetch(Index j, double delta) const noexcept {
     std::atomic_ref<double> r(x[j]);
-    r.store(r.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    const double v = r.load(std::memory_order_relaxed) + delta;
+    r.store(v, std::memory_order_relaxed);
+    return v;
   }
 };
 

@@ -32,6 +32,16 @@ bool IsErrorFeedbackFamily(Method m);  // the n-worker methods of the EF21-SGDM 
 
 enum class SplitKind { kContiguous, kRandom, kByLabel };
 
+// How the regulariser's dense gradient enters a step (--reg).
+//   kLazy   O(nnz + k) forms on sparse data (the default). Mem-SGD: the memory kept as lines
+//           m_j = b_j + R'(x_j) S (sequential: equal to the dense step up to rounding; parallel:
+//           each worker's R'(x_j) as it last read x_j, re-read every fold period; docs/speedup.md).
+//           Sequential SGD: the weight-scale trick x = s v (exact up to rounding). Parallel SGD
+//           (Hogwild!): R'(x_j) on the row's support only, scaled by n / n_j (Niu et al.).
+//   kDense  the paper's form: every step adds eta R'(x) to all d coordinates (reads all of x).
+// Dense data (or rows with nearly d nonzeros) always use the dense pass, which is then as cheap.
+enum class RegForm { kLazy, kDense };
+
 struct TrainConfig {
   Method method = Method::kMemSgd;
   CompressorSpec compressor;  // default top-1
@@ -47,6 +57,7 @@ struct TrainConfig {
   double epochs = 5;
   int threads = 0;  // 0: sequential solver; P >= 1: P lock-free workers in a task_arena
   WritePolicy write = WritePolicy::kAtomic;
+  RegForm reg = RegForm::kLazy;
   Offset eval_every = 0;  // samples between checkpoints; 0 = ceil(n / 10)
   std::uint64_t seed = 1;
   double init_std = 0.01;  // x_0 ~ N(0, init_std^2) per coordinate (the paper's code); 0 = zeros

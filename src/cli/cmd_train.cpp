@@ -116,7 +116,7 @@ void CheckWritable(const std::string& option, const std::string& path) {
 int RunTrain(int argc, char** argv) {
   std::string ef_init;
   std::string data_path, test_path, method, compressor, objective, step, averaging, sampling,
-      write, threads, fstar_arg, model_path, trace_path, split, checkpoint_path, resume_path;
+      write, threads, fstar_arg, model_path, trace_path, split, checkpoint_path, resume_path, reg;
   double k = 1, lambda = -1, gamma = 0, shift = 0, epochs = 5, eta = 0.1, init_std = 0.01;
   double positive_label = 0;
   int qsgd_bits = 4, workers = 20, batch = 1;
@@ -160,6 +160,11 @@ int RunTrain(int argc, char** argv) {
      "at most 4096")
     ("write", po::value(&write)->default_value("atomic"),
      "parallel writes: atomic (fetch_add) | racy (relaxed load+store, Hogwild!)")
+    ("reg", po::value(&reg)->default_value("lazy"),
+     "how the regulariser enters a step on sparse data: lazy (O(nnz + k): Mem-SGD's memory kept "
+     "as lines m_j = b_j + R'(x_j) S; sequential SGD x = s v; parallel SGD R'(x_j) on the row's "
+     "support scaled by n/n_j, as Hogwild!) | dense (the paper's O(d) step: every coordinate, "
+     "every step)")
     ("eval-every", po::value(&eval_every)->default_value(0),
      "samples between checkpoints (default n/10)")
     ("seed", po::value(&seed)->default_value(1), "random seed")
@@ -222,6 +227,9 @@ int RunTrain(int argc, char** argv) {
     if (write != "atomic" && write != "racy")
       throw std::invalid_argument("--write must be atomic or racy (got '" + write + "')");
     cfg.write = write == "atomic" ? WritePolicy::kAtomic : WritePolicy::kRacy;
+    if (reg != "lazy" && reg != "dense")
+      throw std::invalid_argument("--reg must be lazy or dense (got '" + reg + "')");
+    cfg.reg = reg == "lazy" ? RegForm::kLazy : RegForm::kDense;
     cfg.eval_every = eval_every;
     cfg.seed = seed;
     cfg.init_std = init_std;

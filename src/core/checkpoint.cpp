@@ -23,7 +23,7 @@ static_assert(std::endian::native == std::endian::little,
               "checkpoint files are little-endian; big-endian hosts are not supported");
 
 constexpr char kMagic[8] = {'M', 'E', 'M', 'S', 'G', 'D', 'C', 'K'};
-constexpr std::uint32_t kVersion = 2;
+constexpr std::uint32_t kVersion = 3;
 constexpr std::uint32_t kByteOrderMark = 0x01020304;
 constexpr std::size_t kHeaderBytes = 8 + 4 + 4 + 8 + 8;
 
@@ -157,7 +157,7 @@ std::uint64_t ConfigFingerprint(const TrainConfig& c, const Dataset& data) {
   const Offset n = data.NumRows();
   const Offset eval_every = c.eval_every > 0 ? c.eval_every : std::max<Offset>(1, (n + 9) / 10);
   Hasher h;
-  h.Word(1);  // fingerprint version
+  h.Word(2);  // fingerprint version (2: --reg)
   h.Word(static_cast<std::uint64_t>(c.method));
   h.Word(static_cast<std::uint64_t>(c.compressor.kind));
   h.Double(c.compressor.k);
@@ -180,6 +180,7 @@ std::uint64_t ConfigFingerprint(const TrainConfig& c, const Dataset& data) {
   h.Word(static_cast<std::uint64_t>(eval_every));
   h.Word(c.seed);
   h.Double(c.init_std);
+  h.Word(static_cast<std::uint64_t>(c.reg));
   return h.Value();
 }
 
@@ -232,6 +233,7 @@ std::string SerializeCheckpoint(const CheckpointState& st) {
     o.PutRng(w.rng);
     o.Put<double>(w.bits);
     o.Put<double>(w.scale);
+    o.Put<double>(w.shift);
     o.Put<std::int64_t>(w.steps);
     o.Put<std::int64_t>(w.segment_steps);
   }
@@ -329,7 +331,7 @@ CheckpointState ParseCheckpoint(const std::string& bytes, const std::string& sho
     }
   }
   st.shuffle_rng = in.GetRng();
-  const std::uint64_t nw = in.Count(8 + 41 + 32, "worker list");
+  const std::uint64_t nw = in.Count(8 + 41 + 40, "worker list");
   if (nw != static_cast<std::uint64_t>(std::max(1, st.threads))) in.Bad("worker count differs from threads");
   Offset steps = 0, seg = 0;
   for (std::uint64_t w = 0; w < nw; ++w) {
@@ -340,6 +342,8 @@ CheckpointState ParseCheckpoint(const std::string& bytes, const std::string& sho
     wk.bits = in.Get<double>();
     wk.scale = in.Get<double>();
     if (!(wk.scale > 0) || !std::isfinite(wk.scale)) in.Bad("bad iterate scale");
+    wk.shift = in.Get<double>();
+    if (!(wk.shift >= 0) || !std::isfinite(wk.shift)) in.Bad("bad memory shift");
     wk.steps = in.Get<std::int64_t>();
     wk.segment_steps = in.Get<std::int64_t>();
     if (wk.steps < 0 || wk.segment_steps < 0 || wk.segment_steps > wk.steps) in.Bad("bad step counts");

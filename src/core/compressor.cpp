@@ -213,19 +213,14 @@ void Compressor::Compress(std::span<const double> v, SparseUpdate& out, Rng& rng
     case CompressorKind::kTopK:
       topk_.Select(v, out);
       break;
-    case CompressorKind::kRandK: {
-      randk_.Sample(rng, out);
-      const double scale = spec_.scaled ? static_cast<double>(d_) / k_ : 1.0;
+    case CompressorKind::kRandK:
+    case CompressorKind::kUltraSparse: {
+      Pick(rng, out);
+      const double scale = ValueScale();
       for (Index i = 0; i < out.size; ++i)
         out.val[static_cast<std::size_t>(i)] = scale * v[static_cast<std::size_t>(out.idx[static_cast<std::size_t>(i)])];
       break;
     }
-    case CompressorKind::kUltraSparse:
-      if (rng.Uniform() < spec_.k) {
-        const auto j = static_cast<Index>(rng.Below(static_cast<std::uint64_t>(d_)));
-        out.Push(j, v[static_cast<std::size_t>(j)]);
-      }
-      break;
     case CompressorKind::kQsgd: {
       // |v| scaled by max|v_j| so that it neither overflows nor underflows; a non-finite v is
       // passed on as it is, so that the engine's divergence check sees it.
@@ -251,6 +246,15 @@ void Compressor::Compress(std::span<const double> v, SparseUpdate& out, Rng& rng
       }
       break;
     }
+  }
+}
+
+void Compressor::Pick(Rng& rng, SparseUpdate& out) {
+  out.size = 0;
+  if (spec_.kind == CompressorKind::kRandK) {
+    randk_.Sample(rng, out);
+  } else if (spec_.kind == CompressorKind::kUltraSparse && rng.Uniform() < spec_.k) {
+    out.Push(static_cast<Index>(rng.Below(static_cast<std::uint64_t>(d_))), 0.0);
   }
 }
 

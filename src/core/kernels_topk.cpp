@@ -76,8 +76,12 @@ KernelOptions ParseKernelOptions(const std::string& spec) {
       if (val == "lazy") o.lazy_average = true;
       else if (val == "dense") o.lazy_average = false;
       else throw std::invalid_argument("MEMSGD_KERNELS: avg=" + val + " (lazy|dense)");
+    } else if (key == "mem") {
+      if (val == "lazy") o.lazy_memory = true;
+      else if (val == "dense") o.lazy_memory = false;
+      else throw std::invalid_argument("MEMSGD_KERNELS: mem=" + val + " (lazy|dense)");
     } else {
-      throw std::invalid_argument("MEMSGD_KERNELS: unknown key '" + key + "' (topk, sgd, isa, avg)");
+      throw std::invalid_argument("MEMSGD_KERNELS: unknown key '" + key + "' (topk, sgd, isa, avg, mem)");
     }
   }
   return o;
@@ -88,7 +92,7 @@ std::string Describe(const KernelOptions& o) {
                      : o.topk == TopKKernel::kHeap    ? "heap"
                                                       : "reference";
   return std::string("topk=") + topk + ",sgd=" + (o.sgd == SgdKernel::kLazy ? "lazy" : "dense") +
-         ",isa=" + IsaName(o.isa) + ",avg=" + (o.lazy_average ? "lazy" : "dense");
+         ",isa=" + IsaName(o.isa) + ",avg=" + (o.lazy_average ? "lazy" : "dense") + ",mem=" + (o.lazy_memory ? "lazy" : "dense");
 }
 
 KernelOptions& Options() noexcept {

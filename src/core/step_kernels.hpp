@@ -25,6 +25,7 @@
 #include "memsgd/aligned.hpp"
 #include "memsgd/compressor.hpp"
 #include "memsgd/dataset.hpp"
+#include "memsgd/kernels/lazy_topk.hpp"
 #include "memsgd/kernels/topk.hpp"
 #include "memsgd/objective.hpp"
 #include "memsgd/rng.hpp"
@@ -41,6 +42,13 @@ struct alignas(kCacheLine) Worker {
   double bits = 0;
   Offset steps = 0;  // samples this worker processed
   double scale = 1;  // lazy SGD (sequential): the runner's x holds v, the iterate is scale * v
+  // Lazy Mem-SGD memory (StepContext::lazy_mem): m holds b, the memory is m_j = b_j + sigma_j S
+  // with S = shift (LazyMemStep).
+  AlignedVector sigma;  // sigma_j = R'(x_j) as this worker last read x_j
+  double shift = 0;     // S: the step sizes summed since the memory was last folded
+  bool lazy_ready = false;      // sigma and the bound tree are set up (LazyBegin)
+  kernels::LazyTopK lazy_topk;  // top-k over the lines (b_j, sigma_j)
+  std::vector<double> row_x;    // parallel: the x values read for the row's dot product
 };
 
 // The sequential runner's access when it averages lazily: the running average is
@@ -60,6 +68,10 @@ struct AveragedAccess {
   void Add(Index j, double delta) const noexcept {
     x[j] += delta;
     u[j] -= avg->b_over_a * delta;
+  }
+  double AddFetch(Index j, double delta) const noexcept {
+    Add(j, delta);
+    return x[j];
   }
   // u = A u + B x over n coordinates, A = 1, B = 0: u is then the average (no-op when folded).
   void Fold(std::size_t n) const noexcept {
@@ -146,6 +158,12 @@ struct StepContext {
   bool sgd;         // plain SGD step
   // The runner reads the plain x only after detail::Sync (SyncGuard): lazy SGD allowed.
   bool lazy_ok = false;
+  // Lazy Mem-SGD (--reg lazy, sparse rows, top-k / rand-k / ultra-sparse): LazyMemStep.
+  bool lazy_mem = false;
+  bool lazy_topk = false;   // top-k through Worker::lazy_topk (else the compressor's Pick)
+  Offset fold_every = 0;    // parallel: a worker folds its memory and re-reads x this often
+  // Parallel SGD with the regulariser on the row's support (--reg lazy): n / (rows with j).
+  const double* inv_freq = nullptr;
   kernels::KernelOptions kern = kernels::Options();
 };
 
@@ -160,18 +178,19 @@ struct StepContext {
 // always_inline: GCC's pure-const analysis finds a function that only reads memory and prefetches
 // "looping pure", and a call to a pure function returning void is dead code, removed before it is
 // inlined: the prefetches then vanish (GCC 12/13 at -O1 and above; checked with objdump).
-[[gnu::always_inline]] inline void PrefetchAhead(const Dataset& data, std::span<const Offset> order, Offset pos) noexcept {
+[[gnu::always_inline]] inline void PrefetchAhead(const Dataset& data, std::span<const Offset> order, Offset pos,
+                                                Offset stride = 1) noexcept {
   const auto n = static_cast<Offset>(order.size());
-  if (pos + 3 < n) {
+  if (pos + 3 * stride < n) {
     const Offset* ptr = data.RowPtr().data();
-    const Offset i2 = order[static_cast<std::size_t>(pos + 3)];
+    const Offset i2 = order[static_cast<std::size_t>(pos + 3 * stride)];
     if (!data.IsDense()) {
       __builtin_prefetch(ptr + i2);
       __builtin_prefetch(ptr + i2 + 1);
     }
   }
-  if (pos + 2 >= n) return;
-  const Offset i1 = order[static_cast<std::size_t>(pos + 2)];
+  if (pos + 2 * stride >= n) return;
+  const Offset i1 = order[static_cast<std::size_t>(pos + 2 * stride)];
   __builtin_prefetch(data.Labels().data() + i1);
   if (data.IsDense()) {
     const DenseRow r = data.Dense(i1);
@@ -303,6 +322,27 @@ template <class Row, class X>
   const Index d = ctx.d;
   const Index nnz = RowNnz(row);
   w.bits += w.comp.MessageBits(d, nnz);
+  if constexpr (std::is_same_v<Row, SparseRow>) {
+    if (ctx.inv_freq && lam != 0) {
+      // Hogwild! as Niu et al. run it: R'(x_j) only on the row's support, scaled by n / n_j
+      // (n_j rows hold j), an unbiased estimate of the dense regulariser's gradient: O(nnz).
+      double* xs = w.row_x.data();
+      Index p = 0;
+      const double z = DotSparse(row, [&](Index j) {
+        const double v = x.Load(j);
+        xs[p++] = v;
+        return v;
+      });
+      const double c = eta * LossDerivative(obj.loss, z, y);
+      for (Index e = 0; e < nnz; ++e) {
+        const Index j = row.idx[e];
+        const double g = c * static_cast<double>(row.val[e]) +
+                         eta * RegDerivative(obj.reg, lam, xs[e]) * ctx.inv_freq[j];
+        if (g != 0) x.Add(j, -g);
+      }
+      return;
+    }
+  }
   if (lam == 0) {
     // Only the row's coordinates change: x_j -= eta phi' a_ij (as the dense loop, which adds
     // -(0 + c a_ij) where that is nonzero).
@@ -367,6 +407,106 @@ template <class Row, class X>
   }
 }
 
+// ---- lazy Mem-SGD memory ----------------------------------------------------------------------
+//
+// Between two touches of coordinate j (the row's support, or a send) the dense step adds
+// eta_t R'(x_j) to m_j and x_j does not change, so m_j = b_j + sigma_j S with sigma_j = R'(x_j) and
+// S the sum of the step sizes: a step costs O(nnz + k) (plus the top-k tree's O(levels) per touch)
+// instead of O(d). Sequential: x_j changes only when j is sent, so sigma_j is exact and the memory
+// equals the dense kernel's up to rounding. Parallel: other workers move x_j, so sigma_j is
+// R'(x_j) as this worker last read it (its row's dot product, its own sends, and a re-read of all
+// of x every fold_every of its steps): docs/speedup.md states the rule and its staleness.
+
+// Sets the slopes from x and the bound tree from the lines (O(d)); the memory stays as it is.
+template <class X>
+void LazyBegin(const StepContext& ctx, const X& x, Worker& w) {
+  const Objective& obj = *ctx.obj;
+  double* sg = w.sigma.data();
+  for (Index j = 0; j < ctx.d; ++j) sg[j] = RegDerivative(obj.reg, obj.lambda, x.Load(j));
+  if (ctx.lazy_topk) w.lazy_topk.Rebuild(w.m.data(), sg, w.shift);
+  w.lazy_ready = true;
+}
+
+// m_j = b_j + sigma_j S for every j, S = 0: w.m is the memory itself again (O(d)).
+inline void LazyFoldMemory(Worker& w) noexcept {
+  if (w.shift != 0) {
+    double* b = w.m.data();
+    const double* sg = w.sigma.data();
+    const double sh = w.shift;
+    for (std::size_t j = 0; j < w.m.size(); ++j) b[j] = kernels::LazyValue(b[j], sg[j], sh);
+  }
+  w.shift = 0;
+  w.lazy_ready = false;
+}
+
+template <class X>
+[[gnu::always_inline]] inline void LazyMemStep(const StepContext& ctx, const X& x, Worker& w,
+                                               SparseRow row, double y, double eta) {
+  constexpr bool kFresh = !kReadsPlain<X>;  // parallel: other workers move x
+  if constexpr (kFresh) {
+    if (w.steps > 0 && w.steps % ctx.fold_every == 0) {
+      LazyFoldMemory(w);
+      LazyBegin(ctx, x, w);
+    }
+  }
+  const Objective& obj = *ctx.obj;
+  double* b = w.m.data();
+  double* sg = w.sigma.data();
+  const double s_before = w.shift;
+  double z;
+  if constexpr (kFresh) {
+    double* xs = w.row_x.data();
+    Index p = 0;
+    z = DotSparse(row, [&](Index j) {
+      const double v = x.Load(j);
+      xs[p++] = v;
+      return v;
+    });
+  } else {
+    z = DotX(row, x);
+  }
+  const double c = eta * LossDerivative(obj.loss, z, y);
+  const double sh = s_before + eta;  // this step's regulariser term, for every coordinate at once
+  w.shift = sh;
+  for (Index e = 0; e < row.nnz; ++e) {
+    const Index j = row.idx[e];
+    double bj = b[j];
+    double sj = sg[j];
+    if constexpr (kFresh) {
+      // The slope read now: the memory keeps its value at s_before and grows with it from there.
+      const double sn = RegDerivative(obj.reg, obj.lambda, w.row_x[static_cast<std::size_t>(e)]);
+      bj += (sj - sn) * s_before;
+      sj = sn;
+      sg[j] = sn;
+    }
+    bj += c * static_cast<double>(row.val[e]);  // m += eta phi'(z) a_i
+    b[j] = bj;
+    if (ctx.lazy_topk) w.lazy_topk.Touch(j, kernels::LazyValue(bj, sj, sh), bj, sj, sh);
+  }
+  SparseUpdate& msg = w.msg;
+  if (ctx.lazy_topk) {
+    w.lazy_topk.Select(b, sg, sh, msg);
+  } else {
+    w.comp.Pick(w.rng, msg);
+    const double scale = w.comp.ValueScale();
+    for (Index i = 0; i < msg.size; ++i) {
+      const Index j = msg.idx[static_cast<std::size_t>(i)];
+      msg.val[static_cast<std::size_t>(i)] = scale * kernels::LazyValue(b[j], sg[j], sh);
+    }
+  }
+  // Send: x -= g; keep what was not sent, m = v - g, on the new slope R'(x_j).
+  for (Index i = 0; i < msg.size; ++i) {
+    const Index j = msg.idx[static_cast<std::size_t>(i)];
+    const double g = msg.val[static_cast<std::size_t>(i)];
+    const double mj = kernels::LazyValue(b[j], sg[j], sh) - g;
+    const double sn = RegDerivative(obj.reg, obj.lambda, x.AddFetch(j, -g));
+    sg[j] = sn;
+    b[j] = mj - sn * sh;
+    if (ctx.lazy_topk) w.lazy_topk.Sent(j, mj, b[j], sn, sh);
+  }
+  w.bits += w.comp.MessageBits(msg.size, row.nnz);
+}
+
 // Largest d for which top-1 uses the fused argmax pass (measured: at d = 300 it beats the
 // threshold kernel, at d = 47,236 it is ~1.4x slower).
 inline constexpr Index kArgmaxMaxD = 4096;
@@ -377,6 +517,12 @@ template <class Row, class X>
   if (ctx.sgd) {
     SgdStep(ctx, x, w, row, y, eta);
     return;
+  }
+  if constexpr (std::is_same_v<Row, SparseRow>) {
+    if (ctx.lazy_mem) {
+      LazyMemStep(ctx, x, w, row, y, eta);
+      return;
+    }
   }
   const Objective& obj = *ctx.obj;
   const double z = DotX(row, x, ctx.kern.isa);

@@ -31,6 +31,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <numeric>
 #include <optional>
 #include <stdexcept>
@@ -139,6 +140,21 @@ StepSchedule ResolveSchedule(const TrainConfig& c, const Dataset& data) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// n / n_j, n_j the rows in which coordinate j is stored (0 where it never is: R'(x_j) is then
+// never applied, and x_j stays at its start).
+std::vector<double> ColumnInverseFrequency(const Dataset& data) {
+  std::vector<Offset> count(static_cast<std::size_t>(data.NumFeatures()), 0);
+  for (Offset i = 0; i < data.NumRows(); ++i) {
+    const SparseRow r = data.Sparse(i);
+    for (Index e = 0; e < r.nnz; ++e) ++count[static_cast<std::size_t>(r.idx[e])];
+  }
+  std::vector<double> inv(count.size(), 0.0);
+  const double n = static_cast<double>(data.NumRows());
+  for (std::size_t j = 0; j < count.size(); ++j)
+    if (count[j] > 0) inv[j] = n / static_cast<double>(count[j]);
+  return inv;
+}
 using detail::StepContext;
 using detail::Worker;
 
@@ -162,6 +178,28 @@ class Runner {
     lazy_average_ = c.threads == 0 && c.averaging != AveragingKind::kFinal &&
                     ctx_.kern.lazy_average;
     ctx_.lazy_ok = c.threads == 0 && (c.averaging == AveragingKind::kFinal || lazy_average_);
+    if (c.reg == RegForm::kDense) ctx_.kern.sgd = kernels::SgdKernel::kDense;
+    // --reg lazy where it pays: sparse rows with nnz + k well below d (else the dense pass, which
+    // then costs about the same, and is vectorised).
+    const double nnz_row = static_cast<double>(data.NumNonZeros()) / static_cast<double>(n_);
+    const double sent = spec.kind == CompressorKind::kIdentity ? 0 : spec.IntK(d_);
+    const bool sparse = !data.IsDense() && 8.0 * (nnz_row + sent) <= static_cast<double>(d_);
+    const bool lazy = c.reg == RegForm::kLazy && sparse;
+    ctx_.lazy_mem = lazy && ctx_.kern.lazy_memory && c.method == Method::kMemSgd && c.memory &&
+                    (spec.kind == CompressorKind::kTopK || spec.kind == CompressorKind::kRandK ||
+                     spec.kind == CompressorKind::kUltraSparse);
+    ctx_.lazy_topk = ctx_.lazy_mem && spec.kind == CompressorKind::kTopK;
+    // Parallel lazy memory: a worker re-reads x every fold_every of its steps, an O(d) pass kept
+    // to about an eighth of the O(nnz + k) steps' work (docs/speedup.md).
+    ctx_.fold_every = std::max<Offset>(
+        64, static_cast<Offset>(std::ceil(8.0 * d_ / std::max(1.0, nnz_row + sent))));
+    if (lazy && c.method == Method::kSgd && c.threads > 0 && c.objective.lambda != 0) {
+      inv_freq_ = ColumnInverseFrequency(data);
+      ctx_.inv_freq = inv_freq_.data();
+    }
+    Index max_nnz = 0;
+    if (!data.IsDense())
+      for (Offset i = 0; i < n_; ++i) max_nnz = std::max(max_nnz, data.Sparse(i).nnz);
     const int nw = std::max(1, c.threads);
     workers_.resize(static_cast<std::size_t>(nw));
     for (int w = 0; w < nw; ++w) {
@@ -171,6 +209,10 @@ class Runner {
       if (ctx_.fused_topk && !wk.comp.Selector().UsesHeap()) ctx_.fused_topk = false;
       wk.msg.Reserve(std::max<Index>(wk.comp.Budget(), 1));
       wk.rng.Seed(c.seed, static_cast<std::uint64_t>(w));
+      if (ctx_.lazy_mem) wk.sigma.assign(static_cast<std::size_t>(d_), 0.0);
+      if (ctx_.lazy_topk) wk.lazy_topk.Reset(d_, spec.IntK(d_));
+      if (ctx_.lazy_mem || ctx_.inv_freq)
+        wk.row_x.assign(static_cast<std::size_t>(max_nnz), 0.0);
     }
     x_.assign(static_cast<std::size_t>(d_), 0.0);
     Rng init(c.seed, kInitStream);
@@ -263,6 +305,8 @@ class Runner {
       }
     }
     FoldLazyIterate();
+    if (ctx_.lazy_mem)
+      for (auto& w : workers_) detail::LazyFoldMemory(w);
     res.x_last.assign(x_.begin(), x_.end());
     for (const auto& w : workers_) res.memories.emplace_back(w.m.begin(), w.m.end());
     if (c_.averaging == AveragingKind::kFinal)
@@ -402,6 +446,7 @@ class Runner {
   void SequentialLoop(const X x, LazyAverage* lazy_avg, Offset begin, Offset end) {
     Worker& w = workers_[0];
     detail::SyncGuard<X> sync(ctx_, x, w);  // x is exact again when the segment ends
+    if (ctx_.lazy_mem && !w.lazy_ready) detail::LazyBegin(ctx_, x, w);
     const bool avg = c_.averaging != AveragingKind::kFinal;
     // A segment never crosses an epoch's end: t's position in the epoch's order is t - base.
     const Offset base = begin - begin % n_;
@@ -449,9 +494,14 @@ class Runner {
   void WorkerLoop(int w, Offset first, Offset end) {
     X x{x_.data()};
     Worker& wk = workers_[static_cast<std::size_t>(w)];
+    if (ctx_.lazy_mem && !wk.lazy_ready) detail::LazyBegin(ctx_, x, wk);
     const Offset p = static_cast<Offset>(workers_.size());
+    // A segment never crosses an epoch's end (as in SequentialLoop): the rows ahead are known.
+    const Offset base = first - first % n_;
+    const bool prefetch = !c_.with_replacement;
     for (Offset t = first; t < end; t += p) {
       const Offset i = Sample(wk, t);
+      if (prefetch) detail::PrefetchAhead(data_, perm_, t - base, p);
       const double eta = sched_(t);
       data_.VisitRow(i, [&](auto row) __attribute__((always_inline)) {
         detail::Step(ctx_, x, wk, row, data_.Label(i), eta);
@@ -521,12 +571,17 @@ class Runner {
     if (st.has_perm) st.perm = perm_;
     st.shuffle_rng = shuffle_rng_.GetState();
     st.workers.resize(workers_.size());
+    // The parallel lazy memory is saved folded (its slopes are this worker's reads of x, which a
+    // resumed run re-reads anyway); the sequential one as b and S, so that resuming is exact.
+    if (ctx_.lazy_mem && c_.threads > 0)
+      for (auto& w : workers_) detail::LazyFoldMemory(w);
     for (std::size_t w = 0; w < workers_.size(); ++w) {
       auto& o = st.workers[w];
       o.m.assign(workers_[w].m.begin(), workers_[w].m.end());
       o.rng = workers_[w].rng.GetState();
       o.bits = workers_[w].bits;
       o.scale = unfolded && w == 0 ? stop_scale_ : workers_[w].scale;
+      o.shift = workers_[w].shift;
       o.steps = workers_[w].steps;
       o.segment_steps = done[w];
     }
@@ -563,7 +618,7 @@ class Runner {
               std::to_string(total_) +
               "); resume with the same --method, --compressor, --k, --objective, --lambda, --step, "
               "--gamma, --shift, --averaging, --sampling, --epochs, --threads, --write, "
-              "--eval-every, --seed and --init-std");
+              "--eval-every, --seed, --init-std and --reg");
     }
     auto corrupt = [&](const std::string& why) {
       return CheckpointError(CheckpointError::Kind::kCorrupt,
@@ -599,6 +654,9 @@ class Runner {
       wk.rng.SetState(in.rng);
       wk.bits = in.bits;
       wk.scale = in.scale;
+      wk.shift = in.shift;
+      wk.lazy_ready = false;
+      if (!ctx_.lazy_mem && wk.shift != 0) throw corrupt("a lazy memory for a run without one");
       wk.steps = in.steps;
       done[w] = in.segment_steps;
     }
@@ -675,6 +733,7 @@ class Runner {
   StepSchedule sched_;
   StepContext ctx_{};
   std::vector<Worker> workers_;
+  std::vector<double> inv_freq_;  // parallel SGD, --reg lazy: n / (rows holding j)
   AlignedVector x_;  // the shared (or sequential) iterate: cache-line aligned for the dense passes
   std::vector<double> avg_;
   double avg_weight_ = 0;

@@ -60,9 +60,13 @@ struct KernelOptions {
   // Sequential Mem-SGD/QSGD with weighted or uniform averaging: the average kept as A u + B x,
   // O(k) per step (lazy), or updated over all d every step (dense). See train.cpp.
   bool lazy_average = true;
+  // Mem-SGD on sparse rows with --reg lazy: the memory kept as lines b + s S, O(nnz + k) per
+  // step (lazy), or the paper's dense pass over all d (dense, the reference). See step_kernels.hpp.
+  bool lazy_memory = true;
 };
 // The options the engine uses. Initialised once from MEMSGD_KERNELS (comma-separated key=value:
-// topk=threshold|heap|reference, sgd=lazy|dense, isa=avx512|avx2|scalar, avg=lazy|dense); not
+// topk=threshold|heap|reference, sgd=lazy|dense, isa=avx512|avx2|scalar, avg=lazy|dense,
+// mem=lazy|dense); not
 // thread-safe to change while a run is in progress.
 KernelOptions& Options() noexcept;
 // Parses a MEMSGD_KERNELS string over the defaults; throws std::invalid_argument.
