@@ -18,12 +18,14 @@ inline bool Better(const LazyTopK::Cand& p, const LazyTopK::Cand& q) noexcept {
 // every 55 steps (1.2 s), (16, 8) every 400 (0.60 s), (32, 16) evaluates 2x more of H (0.70 s).
 constexpr std::size_t kTrimAt = 16;  // H past 16k + 16: tau raised
 constexpr std::size_t kKeep = 8;     // to the 8k-th largest value of H (and at a rebuild)
+constexpr double kFilter = 0.9;  // the filter: 0.9 times the last k-th value, lowered by 0.9
 }  // namespace
 
 void LazyTopK::Reset(Index d, Index k) {
   d_ = d;
   k_ = std::clamp<Index>(k, 0, d);
   tau_ = 0;
+  filter_ = 0;
   levels_.clear();
   Index size = d;
   do {
@@ -133,6 +135,8 @@ void LazyTopK::Select(const double* b, const double* s, double shift, SparseUpda
   out.Clear();
   if (k_ == 0) return;
   Pull(b, s, shift);
+  stats_.hot += static_cast<std::int64_t>(hot_.size());
+  const std::size_t k = static_cast<std::size_t>(k_);
   bool zeros = false;  // tau = 0 and fewer than k nonzero values
   for (int attempt = 0;; ++attempt) {
     const std::size_t h = hot_.size();
@@ -141,25 +145,19 @@ void LazyTopK::Select(const double* b, const double* s, double shift, SparseUpda
       const Index j = hot_[i];
       cand_[i] = {Key(std::abs(LazyValue(b[j], s[j], shift))), j};
     }
-    if (h >= static_cast<std::size_t>(k_)) {
-      std::nth_element(cand_.begin(), cand_.begin() + (k_ - 1), cand_.end(), Better);
-      if (cand_[static_cast<std::size_t>(k_ - 1)].key > Key(tau_)) break;  // beats every cold one
-    }
+    if (h >= k && SelectFromCand()) break;
     if (tau_ == 0 || attempt > 0) {  // after a rebuild: tau = 0 and fewer than k nonzero values
       zeros = true;
       break;
     }
     Rebuild(b, s, shift);
   }
-  stats_.hot += static_cast<std::int64_t>(hot_.size());
   if (!zeros) {
-    for (Index i = 0; i < k_; ++i) {
-      const Index j = cand_[static_cast<std::size_t>(i)].j;
-      out.Push(j, LazyValue(b[j], s[j], shift));
-    }
+    Emit(b, s, shift, out);
     Trim(b, s, shift);
     return;
   }
+  filter_ = 0;
   // Fewer than k nonzero values: all of them, then zeros by ascending index (every cold value is
   // an exact zero at tau = 0).
   for (const Cand& c : cand_)
@@ -170,6 +168,36 @@ void LazyTopK::Select(const double* b, const double* s, double shift, SparseUpda
   for (Index j = 0; out.size < k_ && j < d_; ++j)
     if (!taken_[static_cast<std::size_t>(j)]) out.Push(j, LazyValue(b[j], s[j], shift));
   for (Index i = 0; i < out.size; ++i) taken_[static_cast<std::size_t>(out.idx[static_cast<std::size_t>(i)])] = 0;
+}
+
+// Puts H's top-k (cand_) first; true if its k-th value exceeds tau (then it beats every cold
+// value). The members at or above a filter a little below the last selection's k-th value are
+// moved to the front first, and only they are ordered when k of them pass (every other member
+// is below the filter); the filter is lowered until k pass, down to tau.
+bool LazyTopK::SelectFromCand() {
+  const std::size_t k = static_cast<std::size_t>(k_);
+  const std::uint64_t ktau = Key(tau_);
+  auto first = cand_.begin();
+  auto mid = cand_.end();
+  for (std::uint64_t f = filter_; f > ktau;) {
+    mid = std::partition(first, cand_.end(), [f](const Cand& c) { return c.key >= f; });
+    if (static_cast<std::size_t>(mid - cand_.begin()) >= k) break;
+    ++stats_.misses;
+    first = mid;
+    mid = cand_.end();
+    f = Key(kFilter * std::bit_cast<double>(f));
+  }
+  std::nth_element(cand_.begin(), cand_.begin() + (k_ - 1), mid, Better);
+  return cand_[k - 1].key > ktau;
+}
+
+// cand_'s first k are the selection: written to out; the next filter is set below its k-th.
+void LazyTopK::Emit(const double* b, const double* s, double shift, SparseUpdate& out) {
+  for (Index i = 0; i < k_; ++i) {
+    const Index j = cand_[static_cast<std::size_t>(i)].j;
+    out.Push(j, LazyValue(b[j], s[j], shift));
+  }
+  filter_ = Key(kFilter * std::bit_cast<double>(cand_[static_cast<std::size_t>(k_ - 1)].key));
 }
 
 // After a selection (cand_ holds H's keys, its first k the selected): past 16k + 16 members, tau

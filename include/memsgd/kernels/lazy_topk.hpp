@@ -55,6 +55,7 @@ struct LazyTopKStats {
   std::int64_t pulled = 0;    // cold coordinates moved into H by a descent
   std::int64_t rebuilds = 0;  // tau lowered (O(d) rebuild)
   std::int64_t raises = 0;    // tau raised (H trimmed)
+  std::int64_t misses = 0;    // fewer than k members of H passed the filter: lowered
 };
 
 class LazyTopK {
@@ -127,9 +128,12 @@ class LazyTopK {
   // tau into H, and sets and returns the node's smallest crossing.
   double Descend(const double* b, const double* s, double shift, int level, Index node);
   void Trim(const double* b, const double* s, double shift);
+  void Emit(const double* b, const double* s, double shift, SparseUpdate& out);
+  bool SelectFromCand();
 
   Index d_ = 0, k_ = 0;
   double tau_ = 0;
+  std::uint64_t filter_ = 0;  // key bound for the fast path (0: none)
   // Smallest crossing per node: levels_[0] over 16 coordinates each; back(): the top level.
   std::vector<std::vector<double>> levels_;
   std::vector<Index> hot_;       // H
