@@ -26,6 +26,10 @@ struct PlainAccess {
 
 struct AtomicAddAccess {
   double* x;
+  // Requests x_j's cache line for writing: a worker issues these for all k coordinates of its
+  // message before the CAS loops, so that the line transfers from the other cores overlap
+  // instead of each CAS waiting for its own (measured: rand-50, RCV1-like, docs/performance.md).
+  void PrefetchWrite(Index j) const noexcept { __builtin_prefetch(x + j, 1); }
   double Load(Index j) const noexcept {
     return std::atomic_ref<double>(x[j]).load(std::memory_order_relaxed);
   }
@@ -40,6 +44,7 @@ struct AtomicAddAccess {
 
 struct RacyAddAccess {
   double* x;
+  void PrefetchWrite(Index j) const noexcept { __builtin_prefetch(x + j, 1); }
   double Load(Index j) const noexcept {
     return std::atomic_ref<double>(x[j]).load(std::memory_order_relaxed);
   }

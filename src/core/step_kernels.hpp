@@ -407,6 +407,13 @@ template <class Row, class X>
   }
 }
 
+// Shared x: the message's cache lines are requested for writing first (X::PrefetchWrite).
+template <class X>
+[[gnu::always_inline]] inline void PrefetchMessage(const X& x, const SparseUpdate& msg) noexcept {
+  if constexpr (requires { x.PrefetchWrite(Index{0}); })
+    for (Index i = 0; i < msg.size; ++i) x.PrefetchWrite(msg.idx[static_cast<std::size_t>(i)]);
+}
+
 // ---- lazy Mem-SGD memory ----------------------------------------------------------------------
 //
 // Between two touches of coordinate j (the row's support, or a send) the dense step adds
@@ -495,6 +502,7 @@ template <class X>
     }
   }
   // Send: x -= g; keep what was not sent, m = v - g, on the new slope R'(x_j).
+  PrefetchMessage(x, msg);
   for (Index i = 0; i < msg.size; ++i) {
     const Index j = msg.idx[static_cast<std::size_t>(i)];
     const double g = msg.val[static_cast<std::size_t>(i)];
@@ -568,6 +576,7 @@ template <class Row, class X>
     w.comp.Compress(std::span<const double>(m, static_cast<std::size_t>(d)), w.msg, w.rng);
   }
   // Send: x -= g (k shared writes); keep what was not sent: m = v - g.
+  PrefetchMessage(x, w.msg);
   for (Index i = 0; i < w.msg.size; ++i) {
     const Index j = w.msg.idx[static_cast<std::size_t>(i)];
     const double g = w.msg.val[static_cast<std::size_t>(i)];
