@@ -49,6 +49,7 @@ struct alignas(kCacheLine) Worker {
   bool lazy_ready = false;      // sigma and the bound tree are set up (LazyBegin)
   kernels::LazyTopK lazy_topk;  // top-k over the lines (b_j, sigma_j)
   std::vector<double> row_x;    // parallel: the x values read for the row's dot product
+  AlignedVector xsnap;          // parallel Mem-SGD/QSGD on dense rows: x as this step read it
 };
 
 // The sequential runner's access when it averages lazily: the running average is
@@ -519,6 +520,9 @@ template <class X>
 // threshold kernel, at d = 47,236 it is ~1.4x slower).
 inline constexpr Index kArgmaxMaxD = 4096;
 
+template <class Row, class R, class X>
+void MemStep(const StepContext& ctx, const R& rd, const X& x, Worker& w, Row row, double y, double eta);
+
 // One sample. x: shared (or plain) parameter access; w: this worker's state.
 template <class Row, class X>
 [[gnu::always_inline]] inline void Step(const StepContext& ctx, const X& x, Worker& w, Row row, double y, double eta) {
@@ -532,8 +536,25 @@ template <class Row, class X>
       return;
     }
   }
+  if constexpr (std::is_same_v<Row, DenseRow> && !kReadsPlain<X>) {
+    // Parallel, dense rows: the step reads all of x twice (the dot product, the regulariser
+    // term). One pass of relaxed atomic loads into the worker's snapshot, then both read it
+    // with the plain (vectorised) kernels: the values are those of one moment of this step, as
+    // the paper's inconsistent reads allow (docs/speedup.md).
+    double* xs = w.xsnap.data();
+    LoadChunk(x, 0, ctx.d, xs);
+    MemStep(ctx, PlainAccess{xs}, x, w, row, y, eta);
+  } else {
+    MemStep(ctx, x, x, w, row, y, eta);
+  }
+}
+
+// The dense-memory Mem-SGD/QSGD step: reads x through R, writes the message through X.
+template <class Row, class R, class X>
+[[gnu::always_inline]] inline void MemStep(const StepContext& ctx, const R& rd, const X& x, Worker& w, Row row,
+                                           double y, double eta) {
   const Objective& obj = *ctx.obj;
-  const double z = DotX(row, x, ctx.kern.isa);
+  const double z = DotX(row, rd, ctx.kern.isa);
   const double c = eta * LossDerivative(obj.loss, z, y);
   double* m = w.m.data();
   AxpyRow(c, row, m, ctx.kern.isa);  // m += eta phi'(z) a_i
@@ -544,20 +565,20 @@ template <class Row, class X>
     // Top-1 on a small d: one fused pass keeps the running largest |m_j| (first index on ties);
     // no candidate bookkeeping. (For large d the threshold pass is cheaper: its loop does less
     // per element than the running (max, index) selects.)
-    Index j = RegUpdateArgmax(ctx, x, m, eta);
+    Index j = RegUpdateArgmax(ctx, rd, m, eta);
     if (j < 0) j = 0;  // all NaN: send one (the run's finiteness checks then see it)
     w.msg.Clear();
     w.msg.Push(j, m[j]);
   } else if (ctx.fused_topk && ctx.kern.topk == kernels::TopKKernel::kThreshold) {
     kernels::ThresholdTopK& sel = w.comp.Threshold();
-    const Index count = RegUpdateCollect(ctx, x, m, eta, sel.Tau(), sel.Candidates());
+    const Index count = RegUpdateCollect(ctx, rd, m, eta, sel.Tau(), sel.Candidates());
     sel.Finish(ctx.kern.isa, m, count, w.msg);
   } else if (ctx.fused_topk && ctx.kern.topk == kernels::TopKKernel::kHeap) {
     TopKSelector& sel = w.comp.Selector();
     sel.Begin();
     if (lam != 0) {
       for (Index j = 0; j < d; ++j) {
-        m[j] = MemoryReg(obj, m[j], eta, x.Load(j));
+        m[j] = MemoryReg(obj, m[j], eta, rd.Load(j));
         sel.Offer(j, m[j]);
       }
     } else {
@@ -567,12 +588,12 @@ template <class Row, class X>
     for (Index i = 0; i < w.msg.size; ++i) w.msg.val[static_cast<std::size_t>(i)] = m[w.msg.idx[static_cast<std::size_t>(i)]];
   } else if (ctx.fused_topk) {  // reference: scalar update, full nth_element
     if (lam != 0)
-      for (Index j = 0; j < d; ++j) m[j] = MemoryReg(obj, m[j], eta, x.Load(j));
+      for (Index j = 0; j < d; ++j) m[j] = MemoryReg(obj, m[j], eta, rd.Load(j));
     const auto top = TopKReference(std::span<const double>(m, static_cast<std::size_t>(d)), w.comp.Spec().IntK(d));
     w.msg.Clear();
     for (Index j : top) w.msg.Push(j, m[j]);
   } else {
-    if (lam != 0) RegUpdate(ctx, x, m, eta);
+    if (lam != 0) RegUpdate(ctx, rd, m, eta);
     w.comp.Compress(std::span<const double>(m, static_cast<std::size_t>(d)), w.msg, w.rng);
   }
   // Send: x -= g (k shared writes); keep what was not sent: m = v - g.

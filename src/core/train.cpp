@@ -211,6 +211,8 @@ class Runner {
       wk.rng.Seed(c.seed, static_cast<std::uint64_t>(w));
       if (ctx_.lazy_mem) wk.sigma.assign(static_cast<std::size_t>(d_), 0.0);
       if (ctx_.lazy_topk) wk.lazy_topk.Reset(d_, spec.IntK(d_));
+      if (c.threads > 0 && data.IsDense() && c.method != Method::kSgd)
+        wk.xsnap.assign(static_cast<std::size_t>(d_), 0.0);
       if (ctx_.lazy_mem || ctx_.inv_freq)
         wk.row_x.assign(static_cast<std::size_t>(max_nnz), 0.0);
     }
