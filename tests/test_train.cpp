@@ -256,3 +256,21 @@ TEST_CASE("Mem-SGD on w8a (normalized) reaches the paper's Figure-2 accuracy in 
   CHECK(sgd < 1e-3);
   CHECK(nomem > 10 * top);  // the no-memory ablation does not converge (paper: 2.5 vs 0.28)
 }
+
+TEST_CASE("No checkpoint evaluation (quiet CLI runs): the same iterate, one final trace point") {
+  auto data = test::RandomSparse(500, 40, 6, test::Seed() + 41);
+  for (const char* method : {"sgd", "mem-sgd"}) {
+    CAPTURE(method);
+    auto cfg = BaseConfig(1.0 / 500);
+    cfg.method = MethodFromName(method);
+    cfg.averaging = AveragingKind::kFinal;  // the lazy x = s v SGD form: folded at segment ends
+    const TrainResult full = Train(cfg, data);
+    cfg.evaluate = false;
+    const TrainResult quiet = Train(cfg, data);
+    CHECK(full.trace.size() > 2);
+    REQUIRE(quiet.trace.size() == 1);
+    CHECK(quiet.trace.back().samples == full.trace.back().samples);
+    CHECK(test::SameBits(quiet.trace.back().loss, full.trace.back().loss));
+    CHECK(test::SameBytes<double>(quiet.x, full.x));
+  }
+}

@@ -191,7 +191,9 @@ int RunTrain(int argc, char** argv) {
      "next evaluation point (default n: once per epoch)")
     ("resume", po::value(&resume_path), "continue the run saved in this checkpoint file (same "
      "data and options; the sequential solver then ends bit for bit as if never stopped)")
-    ("quiet,q", po::bool_switch(&quiet), "no progress lines");
+    ("quiet,q", po::bool_switch(&quiet),
+     "no progress lines; without --trace or --eval-every also no loss evaluation before the "
+     "end (the result line's numbers are the final iterate's)");
   // clang-format on
   DataLoadOptions load;
   AddDataLoadOptions(opts, load);
@@ -231,6 +233,9 @@ int RunTrain(int argc, char** argv) {
       throw std::invalid_argument("--reg must be lazy or dense (got '" + reg + "')");
     cfg.reg = reg == "lazy" ? RegForm::kLazy : RegForm::kDense;
     cfg.eval_every = eval_every;
+    // A quiet run with no trace shows no intermediate loss: none is computed (each costs a pass
+    // over the data, and on few cores the threads it wakes slow the next segment).
+    cfg.evaluate = !(quiet && trace_path.empty() && eval_every == 0);
     cfg.seed = seed;
     cfg.init_std = init_std;
     cfg.workers = workers;

@@ -224,6 +224,8 @@ class Runner {
     std::iota(perm_.begin(), perm_.end(), Offset{0});
     shuffle_rng_.Seed(c.seed, kShuffleStream);
     eval_every_ = c.eval_every > 0 ? c.eval_every : std::max<Offset>(1, (n_ + 9) / 10);
+    // (Without evaluation the segments still end there: a segment end folds the lazy forms, so
+    // the same segments give the same iterate bit for bit, evaluated or not.)
     total_ = static_cast<Offset>(std::llround(c.epochs * static_cast<double>(n_)));
     if (total_ < 1) total_ = 1;
     avg_.assign(x_.begin(), x_.end());
