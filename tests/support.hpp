@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -74,6 +75,16 @@ template <class T>
 bool SameBytes(std::span<const T> a, std::span<const T> b) {
   return a.size() == b.size() &&
          (a.empty() || std::memcmp(a.data(), b.data(), a.size_bytes()) == 0);
+}
+
+// max_j |a_j - b_j| / max_j |b_j| (the plain difference when b is all zeros).
+inline double MaxRelDiff(const std::vector<double>& a, const std::vector<double>& b) {
+  double scale = 0, diff = 0;
+  for (std::size_t j = 0; j < a.size(); ++j) {
+    scale = std::max(scale, std::abs(b[j]));
+    diff = std::max(diff, std::abs(a[j] - b[j]));
+  }
+  return scale > 0 ? diff / scale : diff;
 }
 
 // The same bits (NaN payloads and signed zeros included).

@@ -38,14 +38,7 @@ std::set<Index> GotSet(const SparseUpdate& u) { return {u.idx.begin(), u.idx.beg
 
 bool BitEqual(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
-double MaxRelDiff(const std::vector<double>& a, const std::vector<double>& b) {
-  double scale = 0, diff = 0;
-  for (std::size_t j = 0; j < a.size(); ++j) {
-    scale = std::max(scale, std::abs(b[j]));
-    diff = std::max(diff, std::abs(a[j] - b[j]));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
+using test::MaxRelDiff;
 
 // Exact equality in builds without FMA (the default baseline x86-64 build); 1e-12 otherwise
 // (a -march=native build may contract the plain engine's other expressions differently).

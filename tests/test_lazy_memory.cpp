@@ -82,14 +82,6 @@ TrainConfig LazyConfig(double lambda, const char* comp, double k) {
   return c;
 }
 
-double MaxRel(const std::vector<double>& a, const std::vector<double>& b) {
-  double scale = 0, diff = 0;
-  for (std::size_t j = 0; j < a.size(); ++j) {
-    scale = std::max(scale, std::abs(b[j]));
-    diff = std::max(diff, std::abs(a[j] - b[j]));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
 
 }  // namespace
 
@@ -200,10 +192,10 @@ TEST_CASE("Lazy memory: whole sequential runs equal the dense memory pass up to 
       // The lazy memory is b + s S where the dense pass adds eta lambda x_j step by step: the
       // same numbers in another rounding order. Over 1800 steps the iterates agree to 1e-12
       // relative (measured <= 9e-15); the same coordinates are sent (equal bits).
-      MESSAGE(std::string(comp) << "-" << k << ": lazy vs dense x " << MaxRel(lazy.x_last, dense.x_last));
-      CHECK(MaxRel(lazy.x_last, dense.x_last) <= 1e-12);
-      CHECK(MaxRel(lazy.x, dense.x) <= 1e-12);
-      CHECK(MaxRel(lazy.memories[0], dense.memories[0]) <= 1e-12);
+      MESSAGE(std::string(comp) << "-" << k << ": lazy vs dense x " << test::MaxRelDiff(lazy.x_last, dense.x_last));
+      CHECK(test::MaxRelDiff(lazy.x_last, dense.x_last) <= 1e-12);
+      CHECK(test::MaxRelDiff(lazy.x, dense.x) <= 1e-12);
+      CHECK(test::MaxRelDiff(lazy.memories[0], dense.memories[0]) <= 1e-12);
       CHECK(lazy.trace.back().bits == dense.trace.back().bits);
       CHECK(std::abs(lazy.trace.back().loss - dense.trace.back().loss) <= 1e-10 * dense.trace.back().loss);
       // --reg dense is the same as mem=dense.
