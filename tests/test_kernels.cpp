@@ -429,7 +429,7 @@ std::vector<double> DenseSgd(const TrainConfig& cfg, const Dataset& data) {
     const auto i = static_cast<Offset>(rng.Below(static_cast<std::uint64_t>(data.NumRows())));
     const double eta = sched(t);
     auto row = data.Sparse(i);
-    // The engine's sparse dot: two partial sums, even and odd entries (step_kernels.hpp DotX).
+    // The engine's sparse dot: two partial sums, even and odd entries (engine/step_kernels.hpp DotX).
     double z0 = 0, z1 = 0;
     for (Index e = 0; e < row.nnz; ++e) (e % 2 == 0 ? z0 : z1) += row.val[e] * x[row.idx[e]];
     const double z = z0 + z1;

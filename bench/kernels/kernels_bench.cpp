@@ -23,7 +23,7 @@
 #include "memsgd/kernels/topk.hpp"
 #include "memsgd/libsvm.hpp"
 #include "memsgd/schedule.hpp"
-#include "step_kernels.hpp"
+#include "engine/step_kernels.hpp"
 
 using namespace memsgd;
 

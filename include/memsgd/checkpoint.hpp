@@ -1,4 +1,4 @@
-// Checkpoint files of the Mem-SGD / SGD / QSGD engine (train.cpp's Runner): the complete state
+// Checkpoint files of the Mem-SGD / SGD / QSGD engine (src/core/engine/mem_sgd.cpp's Runner): the complete state
 // of a run, so that `--resume FILE` continues it exactly where it stopped.
 //
 // What is saved: the iterate x, the averaged iterate and its averaging weight, every worker's

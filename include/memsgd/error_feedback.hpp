@@ -33,7 +33,7 @@
 namespace memsgd::ef {
 
 // Random streams (seed, stream id). x0 and worker 0's reshuffles use the same streams as the
-// sequential Mem-SGD solver (src/core/train.cpp), so ef14-sgd with one worker replays Mem-SGD.
+// sequential Mem-SGD solver (src/core/engine/mem_sgd.cpp), so ef14-sgd with one worker replays Mem-SGD.
 inline constexpr std::uint64_t kInitStream = 1'000'001;    // x0 ~ N(0, init_std^2)
 inline constexpr std::uint64_t kSampleStream = 1'000'002;  // + i: worker i's shard sampling
 inline constexpr std::uint64_t kSplitStream = 3'000'001;   // --split random

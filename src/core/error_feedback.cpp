@@ -445,7 +445,7 @@ Offset DatasetOracle::NextRow(int i) {
   const auto m = static_cast<Offset>(shard.size());
   if (with_replacement_) return shard[Z(static_cast<Offset>(s.rng.Below(static_cast<std::uint64_t>(m))))];
   if (s.cursor == m) {
-    // The Mem-SGD solver's reshuffle (train.cpp, Runner::Shuffle), on the shard's positions.
+    // The Mem-SGD solver's reshuffle (engine/mem_sgd.cpp, Runner::Shuffle), on the shard's positions.
     for (Offset a = m - 1; a > 0; --a) {
       const auto b = static_cast<Offset>(s.rng.Below(static_cast<std::uint64_t>(a) + 1));
       std::swap(s.perm[Z(a)], s.perm[Z(b)]);
@@ -456,7 +456,7 @@ Offset DatasetOracle::NextRow(int i) {
 }
 
 namespace {
-// Row kernels with the Mem-SGD solver's arithmetic (src/core/step_kernels.hpp): sparse rows in
+// Row kernels with the Mem-SGD solver's arithmetic (src/core/engine/step_kernels.hpp): sparse rows in
 // index order, dense rows in the fixed 16-lane order of kernels::DotDense / AxpyDense.
 inline double RowDot(SparseRow r, const double* x, kernels::Isa) noexcept { return Dot(r, x); }
 inline double RowDot(DenseRow r, const double* x, kernels::Isa isa) noexcept {

@@ -58,10 +58,10 @@ struct KernelOptions {
   SgdKernel sgd = SgdKernel::kLazy;
   Isa isa = BestIsa();  // clamped to BestIsa()
   // Sequential Mem-SGD/QSGD with weighted or uniform averaging: the average kept as A u + B x,
-  // O(k) per step (lazy), or updated over all d every step (dense). See train.cpp.
+  // O(k) per step (lazy), or updated over all d every step (dense). See engine/mem_sgd.cpp.
   bool lazy_average = true;
   // Mem-SGD on sparse rows with --reg lazy: the memory kept as lines b + s S, O(nnz + k) per
-  // step (lazy), or the paper's dense pass over all d (dense, the reference). See step_kernels.hpp.
+  // step (lazy), or the paper's dense pass over all d (dense, the reference). See engine/step_kernels.hpp.
   bool lazy_memory = true;
 };
 // The options the engine uses. Initialised once from MEMSGD_KERNELS (comma-separated key=value:

@@ -1,0 +1,13 @@
+// The engines behind Train (train.cpp): each runs one family of methods on a validated
+// configuration. Where the workers run (threads here; MPI ranks in src/mpi) is the engine's
+// business; the algorithms' steps are shared (step_kernels.hpp, error_feedback.hpp).
+#pragma once
+#include "memsgd/train.hpp"
+
+namespace memsgd {
+
+// SGD, Mem-SGD and QSGD: the sequential solver (threads = 0) and the lock-free workers
+// (engine/mem_sgd.cpp).
+TrainResult TrainMemSgd(const TrainConfig& config, const Dataset& data, const TraceCallback& on_point);
+
+}  // namespace memsgd
