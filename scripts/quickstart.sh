@@ -8,14 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target memsgd
-fm=/usr/share/datasets/fashion-mnist
-mkdir -p build/data
-[[ -f build/data/fashion-mnist.train.svm ]] ||
-  build/memsgd convert idx --images $fm/train-images-idx3-ubyte.gz \
-    --labels $fm/train-labels-idx1-ubyte.gz --out build/data/fashion-mnist.train.svm
-[[ -f build/data/fashion-mnist.test.svm ]] ||
-  build/memsgd convert idx --images $fm/t10k-images-idx3-ubyte.gz \
-    --labels $fm/t10k-labels-idx1-ubyte.gz --out build/data/fashion-mnist.test.svm
+data/fashion-mnist.sh build/memsgd build/data
 build/memsgd train build/data/fashion-mnist.train.svm --test build/data/fashion-mnist.test.svm \
   --normalize --method mem-sgd --compressor top --k 10 --threads auto --epochs 3 --fstar auto \
   --model build/fashion-mnist.model --trace build/fashion-mnist.trace.csv "$@"

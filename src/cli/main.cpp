@@ -17,7 +17,8 @@ Commands:
   train      train a linear model on a LIBSVM file (sequential or lock-free parallel Mem-SGD,
              SGD, QSGD, EF14/EF21/EF21-SGD/EF21-SGDM/EF21-SGD2M with n workers)
   predict    apply a model file to a LIBSVM file (accuracy, loss, predictions)
-  optimum    compute f* = min f to 1e-10 relative (full-batch Newton-CG) for suboptimality
+  optimum    compute f* = min f to 1e-12 relative (full-batch Newton-CG; of the data as stored,
+             in float32) for suboptimality
   info       rows, features, nonzeros, density, label counts, row-norm range of a data file
   generate   synthetic data shaped like the paper's epsilon or RCV1-test sets
   convert    convert IDX image files (MNIST, Fashion-MNIST) to a binary LIBSVM task
