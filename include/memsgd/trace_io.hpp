@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "memsgd/atomic_file.hpp"
 #include "memsgd/train.hpp"
 
 namespace memsgd {
@@ -14,9 +15,5 @@ inline constexpr const char* kTraceHeader =
 
 std::string TraceCsvRow(const TracePoint& p);
 void WriteTraceCsv(const std::vector<TracePoint>& trace, const std::string& path);
-
-// Writes `content` to path + ".tmp.<pid>" and renames it into place; throws std::runtime_error
-// naming the file on failure and removes the temporary file.
-void WriteFileAtomically(const std::string& path, const std::string& content);
 
 }  // namespace memsgd

@@ -16,6 +16,7 @@
 #include "data_options.hpp"
 #include "memsgd/libsvm.hpp"
 #include "memsgd/model_io.hpp"
+#include "memsgd/atomic_file.hpp"
 #include "memsgd/objective.hpp"
 
 namespace po = boost::program_options;
@@ -37,41 +38,23 @@ models also the mean squared error of w.a against the +1/-1 targets.
 // file renamed into place.
 void WritePredictions(const std::string& path, const LinearModel& model,
                       const std::vector<double>& z, bool probabilities) {
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) {
-    throw std::runtime_error("cannot create a temporary file for " + path + ": " +
-                             std::strerror(errno));
-  }
-  std::FILE* fp = ::fdopen(fd, "w");
-  if (!fp) {
-    const int err = errno;
-    ::close(fd);
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(err));
-  }
+  std::string out;
+  char buf[96];
   if (probabilities) {
-    std::fprintf(fp, "labels %.17g %.17g\n", model.positive_label, model.negative_label);
+    std::snprintf(buf, sizeof buf, "labels %.17g %.17g\n", model.positive_label, model.negative_label);
+    out += buf;
   }
   for (double zi : z) {
     const double label = zi > 0 ? model.positive_label : model.negative_label;
     if (probabilities) {
       const double p_neg = SigmoidNeg(zi);  // 1 / (1 + exp(z))
-      std::fprintf(fp, "%.17g %.17g %.17g\n", label, 1.0 - p_neg, p_neg);
+      std::snprintf(buf, sizeof buf, "%.17g %.17g %.17g\n", label, 1.0 - p_neg, p_neg);
     } else {
-      std::fprintf(fp, "%.17g\n", label);
+      std::snprintf(buf, sizeof buf, "%.17g\n", label);
     }
+    out += buf;
   }
-  const bool failed = std::ferror(fp) != 0;
-  if (std::fclose(fp) != 0 || failed) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write " + path);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
-  }
+  WriteFileAtomically(path, out);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // LIBLINEAR model files (format and sign convention in model_io.hpp).
 #include "memsgd/model_io.hpp"
 
+#include "memsgd/atomic_file.hpp"
+
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <unistd.h>
@@ -119,42 +121,22 @@ void WriteModel(const LinearModel& model, const std::string& path) {
     throw std::invalid_argument("WriteModel: " + path +
                                 ": labels must be finite and distinct, bias finite");
   }
-  // Temporary file next to the target (same file system, so rename is atomic).
-  std::string tmp = path + ".tmp.XXXXXX";
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) {
-    throw std::runtime_error("cannot create a temporary file for " + path + ": " +
-                             std::strerror(errno));
-  }
-  std::FILE* fp = ::fdopen(fd, "w");
-  if (!fp) {
-    const int err = errno;
-    ::close(fd);
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(err));
-  }
-  // Exactly LIBLINEAR's save_model layout.
-  std::fprintf(fp, "solver_type %s\n", model.solver_type.c_str());
-  std::fprintf(fp, "nr_class 2\n");
-  std::fprintf(fp, "label %.17g %.17g\n", model.positive_label, model.negative_label);
-  std::fprintf(fp, "nr_feature %d\n", static_cast<int>(model.num_features));
-  std::fprintf(fp, "bias %.17g\n", model.bias);
-  std::fprintf(fp, "w\n");
-  for (double v : model.w) std::fprintf(fp, "%.17g \n", v);
-  const bool write_failed = std::ferror(fp) != 0;
-  const int err = errno;
-  const bool close_failed = std::fclose(fp) != 0;
-  if (write_failed || close_failed) {
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot write " + path + ": " +
-                             std::strerror(write_failed ? err : errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int rename_err = errno;
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " +
-                             std::strerror(rename_err));
-  }
+  // Exactly LIBLINEAR's save_model layout, written to a temporary name and renamed.
+  std::string out;
+  out.reserve(96 + 26 * model.w.size());
+  char buf[64];
+  auto add = [&](const char* fmt, auto... v) {
+    std::snprintf(buf, sizeof buf, fmt, v...);
+    out += buf;
+  };
+  out += "solver_type " + model.solver_type + "\n";
+  out += "nr_class 2\n";
+  add("label %.17g %.17g\n", model.positive_label, model.negative_label);
+  add("nr_feature %d\n", static_cast<int>(model.num_features));
+  add("bias %.17g\n", model.bias);
+  out += "w\n";
+  for (double v : model.w) add("%.17g \n", v);
+  WriteFileAtomically(path, out);
 }
 
 LinearModel ReadModel(const std::string& path) {
