@@ -22,15 +22,14 @@
 # (the default), atomic and racy writes, 2 repeats:
 #   RCV1-like 200,000 x 47,236, k = 50, 3 epochs   mem-sgd:top, mem-sgd:rand, sgd
 #   epsilon-like 100,000 x 2,000, k = 10, 4 epochs  mem-sgd:top, mem-sgd:rand, sgd
-# Sizing (from the 2-core rehearsal's per-sample times at commit time, 2 vCPU AMD EPYC): a run at
-# 1 worker costs ~9 us a sample for RCV1-like top-50, ~1 us for rand-50 and sgd, ~2.6 us for
-# epsilon-like top-10 and ~2 us rand-10 / sgd; the thread counts 0..16 together cost about 3x a
-# 1-worker run when Mem-SGD scales (7x for sgd, which may not). RCV1-like: 600,000 samples x
-# (9 x 3 + 1 x 3 + 1 x 7) us x 3 (2 write policies, minus the sequential run shared) / 2 ...
-# about 70 s per repeat; epsilon-like: 400,000 x (2.6 x 3 + 2 x 3 + 2 x 7) us x ~1.8 = ~20 s
-# per repeat; with generation (~5 s) and the 10-per-epoch evaluations, ~3.5 min for 2 repeats
-# of both, leaving room under 7 min for a slower machine. Each data set also has a hard
-# `timeout` so that the call returns with what finished.
+# Sizing, from the rehearsal on the 2-core machine (2 vCPU AMD EPYC, commit of this script;
+# --rehearse, ~1 min): one worker costs ~10 us a sample on RCV1-like top-50, ~1-2 us on rand-50
+# and sgd, ~2.6 us on epsilon-like top-10, ~1.5-2 us on rand-10 and sgd. The 16-core run has
+# per repeat 1 sequential + 6 thread counts x 2 write policies per method: RCV1-like 600,000
+# samples, top-50 ~30 s if it scales (~80 s if it stopped scaling at 2 workers), rand-50 and
+# sgd ~15 s; epsilon-like 400,000 samples, ~15 s in all. Two repeats with generation and the
+# 10-per-epoch evaluations: ~2-4 min, under the 7 min budget with room for a slower machine;
+# each data set also has a hard `timeout` (230 s, 150 s) so the call returns with what finished.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -46,8 +45,8 @@ machine="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(nproc)
 if ((rehearse)); then
   threads="0,1,2"
   repeats=1
-  sets=("rcv1-like-30000x47236|--like rcv1 --rows 30000 --k 50 --epochs 1|120"
-        "epsilon-like-20000x2000|--like epsilon --rows 20000 --k 10 --epochs 2|120")
+  sets=("rcv1-like-120000x47236|--like rcv1 --rows 120000 --k 50 --epochs 2|120"
+        "epsilon-like-40000x2000|--like epsilon --rows 40000 --k 10 --epochs 3|120")
 else
   threads="0,1,2,4,8,12,16"
   repeats=2
