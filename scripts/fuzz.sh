@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh [SECONDS]        default 60; exits non-zero on any crash, leak, timeout,
 #                                    out-of-memory or sanitizer report
 #
-# Builds tests/fuzz/fuzz_libsvm.cpp with the reader sources (src/core/libsvm_reader.cpp,
+# Builds tests/fuzz/fuzz_libsvm.cpp with the reader sources (src/core/io/libsvm_reader.cpp,
 # src/core/dataset.cpp) using clang++ (CXX, else clang++-14, else clang++), then runs it on the
 # seed corpus tests/fuzz/corpus/ (read-only) plus a working corpus in $FUZZ_DIR/corpus that
 # grows across runs. Crash inputs are written to $FUZZ_DIR/artifacts/.
@@ -33,7 +33,7 @@ fi
 mkdir -p "$dir/corpus" "$dir/artifacts"
 
 bin=$dir/fuzz_libsvm
-srcs=("$root/tests/fuzz/fuzz_libsvm.cpp" "$root/src/core/libsvm_reader.cpp"
+srcs=("$root/tests/fuzz/fuzz_libsvm.cpp" "$root/src/core/io/libsvm_reader.cpp"
       "$root/src/core/dataset.cpp")
 rebuild=0
 [[ -x $bin ]] || rebuild=1

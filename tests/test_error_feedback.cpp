@@ -1,4 +1,4 @@
-// The EF21-SGDM paper's n-worker methods (src/core/error_feedback.cpp): reductions to known
+// The EF21-SGDM paper's n-worker methods (src/core/engine/error_feedback.cpp): reductions to known
 // methods, bit accounting, the Figure 1 behaviour and thread-count independence.
 #include <doctest/doctest.h>
 

@@ -49,7 +49,7 @@ using TraceCallback = std::function<void(const TracePoint&)>;
 // Runs the configured method. Sequential (threads = 0) runs are bit-for-bit repeatable.
 TrainResult Train(const TrainConfig& config, const Dataset& data, const TraceCallback& on_point = {});
 
-// The EF21-SGDM paper's n-worker methods (src/core/error_feedback.cpp).
+// The EF21-SGDM paper's n-worker methods (src/core/engine/error_feedback.cpp).
 TrainResult TrainErrorFeedback(const TrainConfig& config, const Dataset& data,
                                const TraceCallback& on_point);
 

@@ -10,4 +10,7 @@ namespace memsgd {
 // (engine/mem_sgd.cpp).
 TrainResult TrainMemSgd(const TrainConfig& config, const Dataset& data, const TraceCallback& on_point);
 
+// The error-feedback family (EF14, EF21, EF21-SGD, EF21-SGDM, EF21-SGD2M, compressed SGD) with n
+// workers over a split data set: TrainErrorFeedback (memsgd/train.hpp), engine/error_feedback.cpp.
+
 }  // namespace memsgd
