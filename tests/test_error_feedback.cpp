@@ -140,6 +140,7 @@ TEST_CASE("EF: EF21 with the identity compressor is gradient descent") {
   c.compressor = CompressorSpec::FromName("identity", 1, false, 4);
   c.epochs = 25;  // ef21: one round per epoch
   c.gamma = 0.5;
+  c.wire = Wire::kFloat64;  // float32 messages would round the gradient differences
   const TrainResult r = Train(c, ds);
   REQUIRE(r.status == TrainStatus::kOk);
 
@@ -195,6 +196,7 @@ TEST_CASE("EF: EF14 with one worker and batch 1 replays sequential Mem-SGD") {
     mem.epochs = 4;
     mem.init_std = 0.01;
     TrainConfig ef14 = mem;
+    ef14.wire = Wire::kFloat64;  // Mem-SGD's sent values are not rounded to float32
     ef14.method = Method::kEf14;
     ef14.workers = 1;
     ef14.batch = 1;
@@ -303,6 +305,10 @@ TEST_CASE("EF: the lazy (sparse) form gives the dense form's iterates") {
         c.batch = 2;
         c.epochs = 20;  // 480 rounds
         c.threads = 2;
+        // Exact values: the EF21 forms' rounding differences must not be amplified by a float32
+        // rounding that falls differently (and scaled rand-k with EF14 grows e_i by (1 - d/k)
+        // per pick, past float32's range).
+        c.wire = Wire::kFloat64;
         CHECK(ef::LazyApplicable(c, ds));
         const auto dense = ef::TrainErrorFeedbackDetailed(c, ds, {}, ef::InitKind::kStochastic, false);
         const auto lazy = ef::TrainErrorFeedbackDetailed(c, ds, {}, ef::InitKind::kStochastic, true);

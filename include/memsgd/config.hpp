@@ -42,6 +42,12 @@ enum class SplitKind { kContiguous, kRandom, kByLabel };
 // Dense data (or rows with nearly d nonzeros) always use the dense pass, which is then as cheap.
 enum class RegForm { kLazy, kDense };
 
+// How the error-feedback methods' message values travel (--wire): float32 (the papers' 32 bits
+// per value; a worker rounds its values to float before it updates its own state, so that its
+// error-feedback state keeps what the rounding lost) or float64 (64 bits per value, exact).
+enum class Wire { kFloat32, kFloat64 };
+inline int ValueBits(Wire w) noexcept { return w == Wire::kFloat32 ? 32 : 64; }
+
 struct TrainConfig {
   Method method = Method::kMemSgd;
   CompressorSpec compressor;  // default top-1
@@ -70,6 +76,7 @@ struct TrainConfig {
   // g_i^0 (and v_i^0): false = one minibatch gradient at x0, true = the full local gradient at x0
   // (both sent uncompressed once and counted); EF21 always uses the full local gradient.
   bool ef_full_init = false;
+  Wire wire = Wire::kFloat32;
 
   std::optional<double> fstar;       // known optimum: trace reports suboptimality
   const Dataset* test = nullptr;     // test set: trace reports test accuracy

@@ -68,6 +68,10 @@ class Dataset {
   void DensifyIfDense(double min_density = 0.5);
   // Convert to dense storage unconditionally (n * d values: for tests and small data).
   void Densify();
+  // Widens the feature space to d >= NumFeatures() (sparse storage only: the rows are unchanged,
+  // the new features are zero in every row). For shards read apart that must agree on d.
+  // Throws std::logic_error for dense storage or a smaller d.
+  void SetNumFeatures(Index d);
   // Row norms (min, max) for `info`.
   std::pair<double, double> RowNormRange() const;
 

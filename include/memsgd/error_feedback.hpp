@@ -29,6 +29,7 @@
 #include "memsgd/rng.hpp"
 #include "memsgd/schedule.hpp"
 #include "memsgd/train.hpp"
+#include "memsgd/transport.hpp"
 
 namespace memsgd::ef {
 
@@ -57,17 +58,21 @@ std::vector<std::vector<Offset>> SplitRows(const Dataset& data, int workers, Spl
 int IndexBits(Index d) noexcept;
 
 struct MessageCost {
-  double values = 0;   // 32 bits per sent value (the EF21 authors' plots: indices not counted)
-  double indexed = 0;  // values plus indices: 32 + ceil(log2 d) bits per sent coordinate,
-                       // capped at the dense encoding 32 d
+  double values = 0;   // v bits per sent value (the EF21 authors' plots: indices not counted)
+  double indexed = 0;  // values plus indices: v + ceil(log2 d) bits per sent coordinate,
+                       // capped at the dense encoding v d
 };
-// One uplink message of `sent` coordinates of a d-vector compressed with `spec`.
-//   top / rand / ultra-sparse: values 32 sent, indexed min(sent (32 + ceil log2 d), 32 d)
-//   identity:                  a dense vector, 32 d for both
+// One uplink message of `sent` coordinates of a d-vector compressed with `spec`, v = 32 bits
+// per value (Wire::kFloat32, the papers' convention) or 64 (Wire::kFloat64):
+//   top / rand / ultra-sparse: values v sent, indexed min(sent (v + ceil log2 d), v d)
+//   identity:                  a dense vector, v d for both
 //   qsgd:                      QsgdBits(b, d, sent) for both (its encodings carry positions)
-MessageCost MessageBits(const CompressorSpec& spec, Index d, Index sent) noexcept;
+// The MPI transport sends exactly these bits (rounded up to whole bytes per message).
+MessageCost MessageBits(const CompressorSpec& spec, Index d, Index sent, int value_bits = 32) noexcept;
 // A dense, uncompressed d-vector (the initial g_i^0 of the EF21 methods; the broadcast of x).
-inline MessageCost DenseBits(Index d) noexcept { return {32.0 * d, 32.0 * d}; }
+inline MessageCost DenseBits(Index d, int value_bits = 32) noexcept {
+  return {double(value_bits) * d, double(value_bits) * d};
+}
 
 // Totals so far. Uplink: mean over the workers of the bits each sent (every worker sends the
 // same with top-k). Downlink, per worker: `dense` = the server broadcasts the dense x every
@@ -123,6 +128,10 @@ struct Options {
   int threads = 0;              // 0: workers one after the other; P >= 1: P threads (oneTBB)
   std::uint64_t seed = 1;
   const std::atomic<bool>* stop = nullptr;
+  Wire wire = Wire::kFloat32;   // message values: rounded to float32, or float64
+  // Where the workers run; nullptr: all in this process. The oracle holds the transport's
+  // Local() workers (its worker l is the run's worker First() + l).
+  Transport* transport = nullptr;
 };
 
 struct Checkpoint {
@@ -155,11 +164,15 @@ RunResult Run(const Options& options, GradientOracle& oracle, std::vector<double
 // Worker i owns shards[i]; minibatches of `batch` rows, drawn from the shard either by walking a
 // permutation reshuffled every time it is used up (Fisher-Yates on stream kSampleStream + i, the
 // permutation shuffled in place as the Mem-SGD solver does) or uniformly with replacement.
+//
+// Distributed runs: the oracle holds only this process's workers and their rows; its worker l
+// is the run's worker first_worker + l (its sampling stream) and its weight is its shard's
+// size over total_rows, the rows of the whole data set (0: data.NumRows()).
 class DatasetOracle final : public GradientOracle {
  public:
   DatasetOracle(const Dataset& data, const Objective& objective,
                 std::vector<std::vector<Offset>> shards, int batch, bool with_replacement,
-                std::uint64_t seed);
+                std::uint64_t seed, int first_worker = 0, Offset total_rows = 0);
   Index Dim() const override { return data_->NumFeatures(); }
   int Workers() const override { return static_cast<int>(shards_.size()); }
   double Weight(int i) const override;
@@ -184,6 +197,7 @@ class DatasetOracle final : public GradientOracle {
   std::vector<Sampler> samplers_;
   int batch_;
   bool with_replacement_;
+  Offset total_rows_;
 };
 
 // The EF21-SGDM paper's Figure 1 problem: f_i(x) = 1/2 |x|^2 on every worker, stochastic
@@ -243,11 +257,23 @@ struct TrainDetails {
   Offset rounds_per_epoch = 0;
   bool lazy = false;  // RunLazy ran
 };
+// A run whose workers are spread over processes (memsgd-mpi): this process holds the rows of
+// its workers only (`data`, in file order) and the transport's Local() workers split them with
+// config.split's rule applied to the local rows (contiguous: the whole block is the one local
+// worker's shard). `evaluate` gives the whole data set's evaluation at x (a collective call:
+// every process calls it at the same checkpoints).
+struct Distributed {
+  Transport* transport = nullptr;
+  Offset total_rows = 0;
+  std::function<Evaluation(std::span<const double> x)> evaluate;
+};
+
 // TrainErrorFeedback with the communication totals (which TrainResult has no fields for yet).
 // allow_lazy = false forces the dense reference form.
 TrainDetails TrainErrorFeedbackDetailed(const TrainConfig& config, const Dataset& data,
                                         const TraceCallback& on_point,
                                         InitKind init = InitKind::kStochastic,
-                                        bool allow_lazy = true);
+                                        bool allow_lazy = true,
+                                        const Distributed* distributed = nullptr);
 
 }  // namespace memsgd::ef

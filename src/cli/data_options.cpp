@@ -13,7 +13,8 @@ namespace memsgd::cli {
 
 int ParseCommandLine(const char* cmd, int argc, char** argv, const po::options_description& visible,
                      const std::vector<std::pair<const char*, std::string*>>& positional,
-                     const char* help, const char* missing, po::variables_map& vm) {
+                     const char* help, const char* missing, po::variables_map& vm,
+                     const char* program) {
   po::options_description hidden;
   po::positional_options_description pos;
   for (const auto& [name, target] : positional) {
@@ -26,7 +27,7 @@ int ParseCommandLine(const char* cmd, int argc, char** argv, const po::options_d
     po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    std::fprintf(stderr, "memsgd %s: %s\n(see memsgd %s --help)\n", cmd, e.what(), cmd);
+    std::fprintf(stderr, "%s %s: %s\n(see %s %s --help)\n", program, cmd, e.what(), program, cmd);
     return kUsage;
   }
   if (vm.count("help")) {
@@ -35,7 +36,7 @@ int ParseCommandLine(const char* cmd, int argc, char** argv, const po::options_d
   }
   for (const auto& p : positional) {
     if (p.second->empty()) {
-      std::fprintf(stderr, "memsgd %s: %s (see memsgd %s --help)\n", cmd, missing, cmd);
+      std::fprintf(stderr, "%s %s: %s (see %s %s --help)\n", program, cmd, missing, program, cmd);
       return kUsage;
     }
   }

@@ -13,14 +13,15 @@
 
 namespace memsgd::cli {
 
-// Parses `memsgd CMD` arguments: the `visible` options plus required positional arguments
+// Parses `PROGRAM CMD` arguments (PROGRAM: memsgd, or memsgd-mpi): the `visible` options plus required positional arguments
 // (name, where it goes), in order. Prints `help` and the options for --help (returns kOk), or
 // "memsgd CMD: ..." for a usage error or, when a positional argument is missing, "memsgd CMD:
 // <missing> (see memsgd CMD --help)" (returns kUsage). Returns -1 when the command should go on.
 int ParseCommandLine(const char* cmd, int argc, char** argv,
                      const boost::program_options::options_description& visible,
                      const std::vector<std::pair<const char*, std::string*>>& positional,
-                     const char* help, const char* missing, boost::program_options::variables_map& vm);
+                     const char* help, const char* missing, boost::program_options::variables_map& vm,
+                     const char* program = "memsgd");
 
 struct DataLoadOptions {
   int parse_threads = 0;   // 0: all cores

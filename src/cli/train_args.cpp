@@ -117,6 +117,10 @@ void AddTrainOptions(po::options_description& opts, TrainArgs& a) {
      "local gradient), sent uncompressed once. EF methods use the last iterate (--averaging is "
      "ignored), --sampling applies within each worker's shard, and --threads only sets how many "
      "threads compute the workers' messages: it never changes the result")
+    ("wire", po::value(&a.wire)->default_value("f32"),
+     "EF methods: message values as f32 (the papers' 32 bits per value; a worker rounds what it "
+     "sends and keeps the rounding error in its own state) | f64 (64 bits per value, exact). "
+     "The bit counts follow; memsgd-mpi sends exactly these bits")
     ("fstar", po::value(&a.fstar_arg), "optimal value for suboptimality, or 'auto' (computes it)")
     ("test", po::value(&a.test_path), "test file (same feature space): reports test accuracy")
     ("model", po::value(&a.model_path), "write the model (LIBLINEAR format) to this file")
@@ -148,6 +152,9 @@ TrainConfig TrainConfigFromArgs(const TrainArgs& a, const po::variables_map& vm)
       throw std::invalid_argument("--ef-init must be stochastic or full (got '" + a.ef_init + "')");
     cfg.ef_full_init = a.ef_init == "full";
   }
+  if (a.wire != "f32" && a.wire != "f64")
+    throw std::invalid_argument("--wire must be f32 or f64 (got '" + a.wire + "')");
+  cfg.wire = a.wire == "f32" ? Wire::kFloat32 : Wire::kFloat64;
   if (vm.count("shift")) cfg.shift = a.shift;
   cfg.averaging = AveragingFromName(a.averaging);
   if (a.sampling != "reshuffle" && a.sampling != "replacement")

@@ -16,7 +16,7 @@ struct TrainArgs {
   std::string data_path, test_path, fstar_arg, model_path, trace_path, checkpoint_path,
       resume_path;
   std::string method, compressor, objective, step, averaging, sampling, write, threads, split,
-      reg, ef_init;
+      reg, ef_init, wire;
   double k = 1, lambda = -1, gamma = 0, shift = 0, epochs = 5, eta = 0.01, init_std = 0.01;
   double positive_label = 0;
   int qsgd_bits = 4, workers = 20, batch = 1;

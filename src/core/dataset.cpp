@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 namespace memsgd {
 
@@ -93,6 +94,17 @@ void Dataset::NormalizeRows() {
       for (Index j = 0; j < count; ++j) begin[j] = static_cast<Value>(begin[j] * inv);
     }
   }
+}
+
+void Dataset::SetNumFeatures(Index d) {
+  if (dense_) {
+    throw std::logic_error("Dataset::SetNumFeatures: dense storage (its rows hold d values)");
+  }
+  if (d < d_) {
+    throw std::logic_error("Dataset::SetNumFeatures: " + std::to_string(d) +
+                           " is less than the current " + std::to_string(d_) + " features");
+  }
+  d_ = d;
 }
 
 void Dataset::DensifyIfDense(double min_density) {

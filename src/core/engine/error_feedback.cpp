@@ -64,16 +64,17 @@ int IndexBits(Index d) noexcept {
   return b;
 }
 
-MessageCost MessageBits(const CompressorSpec& spec, Index d, Index sent) noexcept {
+MessageCost MessageBits(const CompressorSpec& spec, Index d, Index sent, int value_bits) noexcept {
+  const double v = value_bits;
   switch (spec.kind) {
-    case CompressorKind::kIdentity: return DenseBits(d);
+    case CompressorKind::kIdentity: return DenseBits(d, value_bits);
     case CompressorKind::kQsgd: {
       const double b = QsgdBits(spec.qsgd_bits, d, sent);
       return {b, b};
     }
     default: {
-      const double values = 32.0 * sent;
-      const double indexed = std::min(sent * (32.0 + IndexBits(d)), 32.0 * d);
+      const double values = v * sent;
+      const double indexed = std::min(sent * (v + IndexBits(d)), v * d);
       return {values, indexed};
     }
   }
@@ -102,6 +103,11 @@ struct WorkerBase {
   }
 };
 
+// The value a worker sends (and keeps in its own state): float32 messages round it.
+inline double OnWire(Wire wire, double v) noexcept {
+  return wire == Wire::kFloat32 ? static_cast<double>(static_cast<float>(v)) : v;
+}
+
 // What both forms share: the checks, the workers' streams and weights, the threads, the rounds
 // with their checkpoints, the initial dense round of the EF21 family, the server's side of a
 // round and the communication totals. A form adds how a worker computes its message and how x
@@ -120,7 +126,9 @@ class EngineBase {
     bool go = Notify(observer, 0);
     Offset t = 0;
     while (go && t < o_.rounds) {
-      if (o_.stop && o_.stop->load(std::memory_order_relaxed)) {
+      bool stop = o_.stop && o_.stop->load(std::memory_order_relaxed);
+      if (!tr_->InProcess()) stop = tr_->Any(stop);  // every process stops at the same round
+      if (stop) {
         res.interrupted = true;
         break;
       }
@@ -146,8 +154,21 @@ class EngineBase {
  protected:
   // who: the entry point named in the errors.
   EngineBase(const char* who, const Options& o, Oracle& oracle, std::vector<double> x0)
-      : o_(o), oracle_(oracle), n_(oracle.Workers()), d_(oracle.Dim()), x_(std::move(x0)) {
+      : o_(o), oracle_(oracle), d_(oracle.Dim()), x_(std::move(x0)) {
     const std::string name = who;
+    if (o.transport) {
+      tr_ = o.transport;
+    } else {
+      own_tr_ = std::make_unique<InProcessTransport>(oracle.Workers());
+      tr_ = own_tr_.get();
+    }
+    n_ = tr_->Workers();
+    first_ = tr_->First();
+    local_ = tr_->Local();
+    if (oracle.Workers() != local_)
+      throw std::invalid_argument(name + ": the oracle holds " + std::to_string(oracle.Workers()) +
+                                  " workers, the transport runs " + std::to_string(local_) + " here");
+    vbits_ = ValueBits(o.wire);
     if (!IsErrorFeedbackFamily(o.method))
       throw std::invalid_argument(name + ": not an error-feedback method: " + MethodName(o.method));
     if (static_cast<Index>(x_.size()) != d_) throw std::invalid_argument(name + ": |x0| != d");
@@ -155,14 +176,17 @@ class EngineBase {
     if (!(o.eta > 0 && o.eta <= 1)) throw std::invalid_argument("--eta must be in (0, 1]");
     ef21_ = IsEf21Family(o.method);
     const auto d = static_cast<std::size_t>(d_);
-    workers_.resize(static_cast<std::size_t>(n_));
-    weights_.resize(static_cast<std::size_t>(n_));
-    for (int i = 0; i < n_; ++i) {
-      auto& w = workers_[static_cast<std::size_t>(i)];
-      w.rng.Seed(o.seed, static_cast<std::uint64_t>(i));
+    tr_->Begin(d_, o.wire);
+    workers_.resize(static_cast<std::size_t>(local_));
+    std::vector<double> local_weights(static_cast<std::size_t>(local_));
+    for (int l = 0; l < local_; ++l) {
+      auto& w = workers_[static_cast<std::size_t>(l)];
+      w.rng.Seed(o.seed, static_cast<std::uint64_t>(first_ + l));
       if (o.method != Method::kSgdCompressed) w.state.assign(d, 0.0);
-      weights_[static_cast<std::size_t>(i)] = oracle.Weight(i);
+      local_weights[static_cast<std::size_t>(l)] = oracle.Weight(l);
     }
+    weights_.resize(static_cast<std::size_t>(n_));
+    tr_->Allgather(local_weights, weights_);
     if (ef21_) g_.assign(d, 0.0);
     mark_.assign(d, 0);
     if (o.threads > 0) {
@@ -177,14 +201,15 @@ class EngineBase {
   virtual void Round(Offset t) = 0;
   virtual void Materialise() {}
 
+  // f(l) for this process's workers l = 0 .. local_ - 1 (the run's workers first_ + l).
   template <class F>
   void ForWorkers(F&& f) {
     if (!arena_) {
-      for (int i = 0; i < n_; ++i) f(i);
+      for (int i = 0; i < local_; ++i) f(i);
       return;
     }
     arena_->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int>(0, n_, 1), [&](const tbb::blocked_range<int>& r) {
+      tbb::parallel_for(tbb::blocked_range<int>(0, local_, 1), [&](const tbb::blocked_range<int>& r) {
         for (int i = r.begin(); i != r.end(); ++i) f(i);
       });
     });
@@ -205,29 +230,48 @@ class EngineBase {
         oracle_.AddStochastic(i, x_, 1.0, w.state);
         w.samples += oracle_.StochasticSamples(i);
       }
+      for (double& v : w.state) v = OnWire(o_.wire, v);
       start_momenta(w);
-      w.Count(DenseBits(d_));
+      w.Count(DenseBits(d_, vbits_));
     });
-    for (int i = 0; i < n_; ++i) {
-      const auto& gi = workers_[static_cast<std::size_t>(i)].state;
-      const double wi = weights_[static_cast<std::size_t>(i)];
-      for (std::size_t j = 0; j < g_.size(); ++j) g_[j] += wi * gi[j];
+    // g^0 = sum_i w_i g_i^0 in worker order (the other processes' g_i^0 gathered first).
+    const auto d = static_cast<std::size_t>(d_);
+    std::vector<double> gathered;
+    if (!tr_->InProcess()) {
+      std::vector<double> local(static_cast<std::size_t>(local_) * d);
+      for (int l = 0; l < local_; ++l)
+        std::copy(workers_[static_cast<std::size_t>(l)].state.begin(),
+                  workers_[static_cast<std::size_t>(l)].state.end(), local.begin() + l * d);
+      gathered.resize(static_cast<std::size_t>(n_) * d);
+      tr_->Allgather(local, gathered, /*values=*/true);
     }
-    comm_.downlink_sparse += 32.0 * d_;
+    for (int i = 0; i < n_; ++i) {
+      const double* gi = gathered.empty() ? workers_[static_cast<std::size_t>(i)].state.data()
+                                          : gathered.data() + static_cast<std::size_t>(i) * d;
+      const double wi = weights_[static_cast<std::size_t>(i)];
+      for (std::size_t j = 0; j < d; ++j) g_[j] += wi * gi[j];
+    }
+    comm_.downlink_sparse += double(vbits_) * d_;
   }
 
   // The server's side of a round: adds the messages in worker order (EF21 family: g += w_i c_i,
   // before_g(j) called first; ef14-sgd: x -= w_i D_i; sgd-compressed: x -= gamma w_i C(...)) and
   // counts the broadcast.
+  // A coordinate sent with the value 0 changes nothing and is not counted in the broadcast (a
+  // message in the dense encoding carries no support: the MPI transport delivers its nonzeros).
   template <class F>
   void Serve(double gamma, F&& before_g) {
+    local_msgs_.resize(static_cast<std::size_t>(local_));
+    for (int l = 0; l < local_; ++l) local_msgs_[Z(l)] = &workers_[Z(l)].msg;
+    tr_->Exchange(local_msgs_, all_msgs_);
     Index support = 0;
     for (int i = 0; i < n_; ++i) {
-      const auto& w = workers_[static_cast<std::size_t>(i)];
+      const SparseUpdate& msg = *all_msgs_[Z(i)];
       const double wi = weights_[static_cast<std::size_t>(i)];
-      for (Index s = 0; s < w.msg.size; ++s) {
-        const auto j = Z(w.msg.idx[Z(s)]);
-        const double val = w.msg.val[Z(s)];
+      for (Index s = 0; s < msg.size; ++s) {
+        const auto j = Z(msg.idx[Z(s)]);
+        const double val = msg.val[Z(s)];
+        if (val == 0) continue;
         if (ef21_) {
           before_g(j);
           g_[j] += wi * val;
@@ -245,13 +289,16 @@ class EngineBase {
     }
     for (Index j : touched_) mark_[Z(j)] = 0;
     touched_.clear();
-    comm_.downlink_dense += 32.0 * d_;
-    comm_.downlink_sparse += std::min(support * (32.0 + IndexBits(d_)), 32.0 * d_);
+    comm_.downlink_dense += double(vbits_) * d_;
+    comm_.downlink_sparse += std::min(support * (double(vbits_) + IndexBits(d_)), double(vbits_) * d_);
   }
 
   const Options& o_;
   Oracle& oracle_;
-  int n_;
+  Transport* tr_ = nullptr;
+  std::unique_ptr<InProcessTransport> own_tr_;
+  int n_ = 0, first_ = 0, local_ = 0;  // all workers; this process's: first_ .. first_ + local_ - 1
+  int vbits_ = 32;
   Index d_;
   bool ef21_ = false;
   std::vector<double> x_, g_, weights_;
@@ -262,18 +309,24 @@ class EngineBase {
     return std::chrono::duration<double>(Clock::now() - s).count();
   }
 
-  Offset Samples() const {
-    Offset s = 0;
-    for (const auto& w : workers_) s += w.samples;
-    return s;
+  // Totals over every process (collective calls: integers in doubles, summed exactly).
+  Offset Samples() {
+    double s[1] = {0};
+    for (const auto& w : workers_) s[0] += static_cast<double>(w.samples);
+    tr_->Sum(s);
+    return static_cast<Offset>(s[0]);
   }
 
-  Communication Comm(Offset rounds) const {
+  Communication Comm(Offset rounds) {
     Communication c = comm_;
+    double up[2] = {0, 0};
     for (const auto& w : workers_) {
-      c.uplink_values += w.values_bits;
-      c.uplink_indexed += w.indexed_bits;
+      up[0] += w.values_bits;
+      up[1] += w.indexed_bits;
     }
+    tr_->Sum(up);
+    c.uplink_values = up[0];
+    c.uplink_indexed = up[1];
     c.uplink_values /= n_;
     c.uplink_indexed /= n_;
     c.rounds = rounds;
@@ -294,6 +347,7 @@ class EngineBase {
     return observer(cp);
   }
 
+  std::vector<const SparseUpdate*> local_msgs_, all_msgs_;
   std::vector<std::uint8_t> mark_;
   std::vector<Index> touched_;
   Communication comm_;
@@ -334,6 +388,10 @@ class Engine final : public EngineBase<GradientOracle, DenseWorker> {
     });
   }
 
+  void ToWire(SparseUpdate& msg) const noexcept {
+    for (Index s = 0; s < msg.size; ++s) msg.val[Z(s)] = OnWire(o_.wire, msg.val[Z(s)]);
+  }
+
   // One worker's message at the current x.
   void WorkerStep(int i, double gamma) {
     auto& w = workers_[static_cast<std::size_t>(i)];
@@ -345,6 +403,7 @@ class Engine final : public EngineBase<GradientOracle, DenseWorker> {
         oracle_.AddStochastic(i, x_, gamma, w.state);
         w.samples += oracle_.StochasticSamples(i);
         w.comp.Compress(w.state, w.msg, w.rng);
+        ToWire(w.msg);
         for (Index s = 0; s < w.msg.size; ++s) w.state[Z(w.msg.idx[Z(s)])] -= w.msg.val[Z(s)];
         break;
       }
@@ -353,6 +412,7 @@ class Engine final : public EngineBase<GradientOracle, DenseWorker> {
         oracle_.AddStochastic(i, x_, 1.0, w.tmp);
         w.samples += oracle_.StochasticSamples(i);
         w.comp.Compress(w.tmp, w.msg, w.rng);
+        ToWire(w.msg);
         break;
       }
       default: {  // EF21 family
@@ -382,11 +442,12 @@ class Engine final : public EngineBase<GradientOracle, DenseWorker> {
           for (std::size_t j = 0; j < d; ++j) tmp[j] -= gi[j];
         }
         w.comp.Compress(w.tmp, w.msg, w.rng);
+        ToWire(w.msg);
         for (Index s = 0; s < w.msg.size; ++s) w.state[Z(w.msg.idx[Z(s)])] += w.msg.val[Z(s)];
         break;
       }
     }
-    w.Count(MessageBits(o_.compressor, d_, w.msg.size));
+    w.Count(MessageBits(o_.compressor, d_, w.msg.size, vbits_));
   }
 
   void Round(Offset t) override {
@@ -412,12 +473,14 @@ RunResult Run(const Options& options, GradientOracle& oracle, std::vector<double
 
 DatasetOracle::DatasetOracle(const Dataset& data, const Objective& objective,
                              std::vector<std::vector<Offset>> shards, int batch,
-                             bool with_replacement, std::uint64_t seed)
+                             bool with_replacement, std::uint64_t seed, int first_worker,
+                             Offset total_rows)
     : data_(&data),
       obj_(objective),
       shards_(std::move(shards)),
       batch_(batch),
-      with_replacement_(with_replacement) {
+      with_replacement_(with_replacement),
+      total_rows_(total_rows > 0 ? total_rows : data.NumRows()) {
   if (batch < 1) throw std::invalid_argument("--batch must be >= 1");
   samplers_.resize(shards_.size());
   for (std::size_t i = 0; i < shards_.size(); ++i) {
@@ -426,13 +489,13 @@ DatasetOracle::DatasetOracle(const Dataset& data, const Objective& objective,
     s.perm.resize(shards_[i].size());
     std::iota(s.perm.begin(), s.perm.end(), Offset{0});
     s.cursor = static_cast<Offset>(s.perm.size());  // reshuffle before the first draw
-    s.rng.Seed(seed, kSampleStream + i);
+    s.rng.Seed(seed, kSampleStream + static_cast<std::uint64_t>(first_worker) + i);
   }
 }
 
 double DatasetOracle::Weight(int i) const {
   return static_cast<double>(shards_[static_cast<std::size_t>(i)].size()) /
-         static_cast<double>(data_->NumRows());
+         static_cast<double>(total_rows_);
 }
 
 Offset DatasetOracle::FullSamples(int i) const {
@@ -819,7 +882,7 @@ class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
         ClearGradient(w, false);
         for (Index s = 0; s < w.msg.size; ++s) {
           const auto j = Z(w.msg.idx[Z(s)]);
-          const double val = scale_ * w.state[j];
+          const double val = OnWire(o_.wire, scale_ * w.state[j]);
           w.msg.val[Z(s)] = val;
           w.state[j] -= val;
           if (top_) w.tree.Set(static_cast<Index>(j), w.state[j]);
@@ -830,7 +893,7 @@ class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
         Gradient(i, w, 1.0, w.acc);
         Select(w, [&](Index j) { return w.acc[Z(j)]; });
         for (Index s = 0; s < w.msg.size; ++s)
-          w.msg.val[Z(s)] = scale_ * w.acc[Z(w.msg.idx[Z(s)])];
+          w.msg.val[Z(s)] = OnWire(o_.wire, scale_ * w.acc[Z(w.msg.idx[Z(s)])]);
         ClearGradient(w, true);
         break;
       }
@@ -860,7 +923,7 @@ class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
           if (!momentum_) target = w.acc[j];
           else if (second_) target = w.a * w.ut[j] + w.b * w.vt[j];
           else target = w.s * w.vt[j];
-          const double val = scale_ * (target - w.state[j]);
+          const double val = OnWire(o_.wire, scale_ * (target - w.state[j]));
           w.msg.val[Z(s)] = val;
           w.state[j] += val;
           if (top_) w.tree.Set(static_cast<Index>(j), w.state[j]);
@@ -870,7 +933,7 @@ class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
         break;
       }
     }
-    w.Count(MessageBits(o_.compressor, d_, w.msg.size));
+    w.Count(MessageBits(o_.compressor, d_, w.msg.size, vbits_));
   }
 
   void Round(Offset t) override {
@@ -901,26 +964,46 @@ RunResult RunLazy(const Options& options, DatasetOracle& oracle, const Dataset& 
 
 TrainDetails TrainErrorFeedbackDetailed(const TrainConfig& config, const Dataset& data,
                                         const TraceCallback& on_point, InitKind init,
-                                        bool allow_lazy) {
-  ValidateConfig(config, data);
+                                        bool allow_lazy, const Distributed* dist) {
+  if (dist) {
+    TrainConfig local = config;  // the checks that involve rows, on this process's rows
+    local.workers = dist->transport->Local();
+    ValidateConfig(local, data);
+  } else {
+    ValidateConfig(config, data);
+  }
   if (!IsErrorFeedbackFamily(config.method))
     throw std::invalid_argument("TrainErrorFeedback: not an error-feedback method");
-  const Offset n = data.NumRows();
-  const int workers = config.workers;
+  // n: the whole data set's rows (the local ones are data.NumRows() in a distributed run).
+  const Offset n = dist ? dist->total_rows : data.NumRows();
+  const int workers = dist ? dist->transport->Workers() : config.workers;
   TrainDetails out;
 
-  DatasetOracle oracle(data, config.objective, SplitRows(data, workers, config.split, config.seed),
-                       config.batch, config.with_replacement, config.seed);
+  std::vector<std::vector<Offset>> shards;
+  int first = 0;
+  if (dist) {
+    // This process's rows are its workers' shards already (memsgd-mpi reads only its shard).
+    const int local = dist->transport->Local();
+    first = dist->transport->First();
+    shards = SplitRows(data, local, SplitKind::kContiguous, config.seed);
+  } else {
+    shards = SplitRows(data, workers, config.split, config.seed);
+  }
+  DatasetOracle oracle(data, config.objective, std::move(shards), config.batch,
+                       config.with_replacement, config.seed, first, n);
 
   Options o;
   o.method = config.method;
   o.compressor = config.compressor;
   o.schedule = ResolveSchedule(config, data);
+  o.schedule.n = static_cast<double>(n);
   o.eta = config.eta;
   o.init = init;
   o.threads = config.threads;
   o.seed = config.seed;
   o.stop = config.stop;
+  o.wire = config.wire;
+  o.transport = dist ? dist->transport : nullptr;
   // An epoch: every worker passes once over its shard. ef21 does that every round.
   const Offset per_round = config.method == Method::kEf21
                                ? n
@@ -947,7 +1030,7 @@ TrainDetails TrainErrorFeedbackDetailed(const TrainConfig& config, const Dataset
     p.samples = cp.samples;
     p.epoch = static_cast<double>(cp.round) / static_cast<double>(rpe);
     p.seconds = cp.seconds;
-    const Evaluation ev = Evaluate(config.objective, data, cp.x);
+    const Evaluation ev = dist ? dist->evaluate(cp.x) : Evaluate(config.objective, data, cp.x);
     p.loss = ev.loss;
     p.grad_norm2 = ev.grad_norm2;
     p.train_accuracy = ev.accuracy;

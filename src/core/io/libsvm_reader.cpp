@@ -1,5 +1,6 @@
-// LIBSVM / SVMlight text reader: the input source (plain, gzip, bzip2, xz, stdin), the line
-// parser, and the parallel read (see include/memsgd/libsvm.hpp; the writer: libsvm_writer.cpp).
+// LIBSVM / SVMlight text reader: the input source (plain, gzip, bzip2, xz, stdin, a byte range of
+// a plain file), the line parser, the parallel read, and the row counts and seeks for reading a
+// file in shards (see include/memsgd/libsvm.hpp; the writer: libsvm_writer.cpp).
 //
 // Input is read in 1 MiB blocks straight from the file descriptor (or through zlib, libbz2 or
 // liblzma when the magic bytes say so); complete lines are parsed in place with std::from_chars
@@ -92,56 +93,6 @@ std::string NumberText(double x) {
 // ---------------------------------------------------------------------------------------------
 // Byte sources: a raw file descriptor, optionally behind a decompressor.
 
-class FdInput {
- public:
-  FdInput(const std::string& path, const std::string& shown) : shown_(shown) {
-    if (path == "-") {
-      fd_ = STDIN_FILENO;
-      owned_ = false;
-    } else {
-      fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd_ < 0) Fail(shown_, 0, {}, std::string("cannot open: ") + std::strerror(errno));
-    }
-    struct stat st {};
-    if (::fstat(fd_, &st) == 0) {
-      if (S_ISDIR(st.st_mode)) {
-        Close();
-        Fail(shown_, 0, {}, "cannot read: is a directory");
-      }
-      if (S_ISREG(st.st_mode)) {
-        size_hint_ = static_cast<std::uint64_t>(st.st_size);
-#ifdef POSIX_FADV_SEQUENTIAL
-        ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
-#endif
-      }
-    }
-  }
-  ~FdInput() { Close(); }
-  FdInput(const FdInput&) = delete;
-  FdInput& operator=(const FdInput&) = delete;
-
-  // Reads up to n bytes; 0 means end of file.
-  std::size_t Read(void* buf, std::size_t n) {
-    for (;;) {
-      const ssize_t got = ::read(fd_, buf, n);
-      if (got >= 0) return static_cast<std::size_t>(got);
-      if (errno == EINTR) continue;
-      Fail(shown_, 0, {}, std::string("read error: ") + std::strerror(errno));
-    }
-  }
-  std::uint64_t SizeHint() const noexcept { return size_hint_; }
-
- private:
-  void Close() noexcept {
-    if (owned_ && fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  std::string shown_;
-  int fd_ = -1;
-  bool owned_ = true;
-  std::uint64_t size_hint_ = 0;
-};
-
 enum class Compression { kNone, kGzip, kBzip2, kXz };
 
 const char* CompressionName(Compression c) {
@@ -164,15 +115,146 @@ Compression DetectCompression(const unsigned char* p, std::size_t n) {
   return Compression::kNone;
 }
 
+// Bytes [begin, end) of a plain file, and then the rest of the line that byte end-1 is in: the
+// lines that start in the range, each whole (ReadOptions::range_begin/range_end). Only a plain
+// regular file has byte offsets that mean lines: a compressed file's offsets are not text
+// offsets, and standard input cannot seek.
+struct ByteRange {
+  std::uint64_t begin = 0;
+  std::uint64_t end = std::numeric_limits<std::uint64_t>::max();
+};
+
+class FdInput {
+ public:
+  // range: null for the whole input (any kind); else that range of a plain file.
+  FdInput(const std::string& path, const std::string& shown, const ByteRange* range = nullptr)
+      : shown_(shown) {
+    static const std::string kRangeOnlyPlain = "a byte range can only be read from a plain file";
+    if (path == "-") {
+      if (range) Fail(shown_, 0, {}, kRangeOnlyPlain + ", not from standard input");
+      fd_ = STDIN_FILENO;
+      owned_ = false;
+    } else {
+      fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd_ < 0) Fail(shown_, 0, {}, std::string("cannot open: ") + std::strerror(errno));
+    }
+    struct stat st {};
+    const bool stat_ok = ::fstat(fd_, &st) == 0;
+    if (stat_ok) {
+      if (S_ISDIR(st.st_mode)) {
+        Close();
+        Fail(shown_, 0, {}, "cannot read: is a directory");
+      }
+      if (S_ISREG(st.st_mode)) {
+        size_hint_ = file_size_ = static_cast<std::uint64_t>(st.st_size);
+#ifdef POSIX_FADV_SEQUENTIAL
+        ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
+      }
+    }
+    if (range == nullptr) return;
+    // (A constructor that throws runs no destructor: the descriptor is closed first.)
+    auto refuse = [&](const std::string& why) {
+      Close();
+      Fail(shown_, 0, {}, why);
+    };
+    if (!stat_ok || !S_ISREG(st.st_mode)) refuse(kRangeOnlyPlain + "; this is not a regular file");
+    // The file's own first bytes decide, wherever the range starts.
+    unsigned char magic[6];
+    std::size_t have = 0;
+    while (have < sizeof magic) {
+      const ssize_t got = ::pread(fd_, magic + have, sizeof magic - have, static_cast<off_t>(have));
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) refuse(std::string("read error: ") + std::strerror(errno));
+      if (got == 0) break;
+      have += static_cast<std::size_t>(got);
+    }
+    const Compression kind = DetectCompression(magic, have);
+    if (kind != Compression::kNone) {
+      refuse(kRangeOnlyPlain + "; the file is " + CompressionName(kind) +
+             " compressed: decompress it first");
+    }
+    const std::uint64_t begin = std::min(range->begin, file_size_);
+    const std::uint64_t end = std::clamp(range->end, begin, file_size_);
+    if (::lseek(fd_, static_cast<off_t>(begin), SEEK_SET) < 0) {
+      refuse(std::string("cannot seek: ") + std::strerror(errno));
+    }
+    ranged_ = true;
+    at_file_start_ = begin == 0;
+    left_ = size_hint_ = end - begin;
+    in_line_ = end > begin;
+  }
+  ~FdInput() { Close(); }
+  FdInput(const FdInput&) = delete;
+  FdInput& operator=(const FdInput&) = delete;
+
+  // Reads up to n bytes; 0 means end of file (of the range).
+  std::size_t Read(void* buf, std::size_t n) {
+    if (!ranged_) return ReadFd(buf, n);
+    auto* const b = static_cast<char*>(buf);
+    if (left_ > 0) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(n, left_));
+      const std::size_t got = ReadFd(b, want);
+      if (got == 0) return 0;  // the file shrank
+      left_ -= got;
+      in_line_ = b[got - 1] != '\n';
+      return got;
+    }
+    // Past the range: the rest of its last line, if the range ends inside it.
+    if (!in_line_ || n == 0) return 0;
+    const std::size_t got = ReadFd(b, n);
+    const auto* nl = static_cast<const char*>(std::memchr(b, '\n', got));
+    if (nl == nullptr) {
+      in_line_ = got > 0;
+      return got;
+    }
+    in_line_ = false;
+    return static_cast<std::size_t>(nl - b) + 1;
+  }
+  // Bytes to expect (the file's or the range's size; 0 when unknown).
+  std::uint64_t SizeHint() const noexcept { return size_hint_; }
+  // The size of a regular file (0 for other input).
+  std::uint64_t FileSize() const noexcept { return file_size_; }
+  // Whether the bytes read start at the file's first byte (where a byte-order mark may be).
+  bool AtFileStart() const noexcept { return at_file_start_; }
+
+ private:
+  std::size_t ReadFd(void* buf, std::size_t n) {
+    for (;;) {
+      const ssize_t got = ::read(fd_, buf, n);
+      if (got >= 0) return static_cast<std::size_t>(got);
+      if (errno == EINTR) continue;
+      Fail(shown_, 0, {}, std::string("read error: ") + std::strerror(errno));
+    }
+  }
+  void Close() noexcept {
+    if (owned_ && fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  std::string shown_;
+  int fd_ = -1;
+  bool owned_ = true;
+  std::uint64_t size_hint_ = 0;
+  std::uint64_t file_size_ = 0;
+  bool at_file_start_ = true;
+  // A byte range: bytes of it still to read, and whether the last byte read was inside a line.
+  bool ranged_ = false;
+  std::uint64_t left_ = 0;
+  bool in_line_ = false;
+};
+
 // Decompressed (or plain) bytes of one file. The first raw block is read up front to look at
 // the magic bytes; after that a decoder pulls raw blocks as it needs them.
 class Source {
  public:
-  Source(const std::string& path, const std::string& shown) : shown_(shown), in_(path, shown) {
+  Source(const std::string& path, const std::string& shown, const ByteRange* range = nullptr)
+      : shown_(shown), in_(path, shown, range) {
     raw_.resize(kBlock);
     // Fill at least the 6 magic bytes (pipes may deliver less per read).
     while (raw_len_ < 6 && !raw_eof_) RefillRaw(/*keep=*/true);
-    kind_ = DetectCompression(raw_.data(), raw_len_);
+    // A range is of a plain file (FdInput checked the file's first bytes); its own first bytes
+    // are a line's, whatever they look like.
+    kind_ = range ? Compression::kNone : DetectCompression(raw_.data(), raw_len_);
     switch (kind_) {
       case Compression::kNone: break;
       case Compression::kGzip: InitGzip(); break;
@@ -195,6 +277,9 @@ class Source {
 
   Compression Kind() const noexcept { return kind_; }
   std::uint64_t SizeHint() const noexcept { return in_.SizeHint(); }
+  // A UTF-8 byte-order mark is skipped only here: at the start of a range inside the file, the
+  // same bytes are the start of a line (and an error, as in a whole-file read).
+  bool AtFileStart() const noexcept { return in_.AtFileStart(); }
   // Compressed bytes the decoder has consumed so far (compressed input only).
   std::uint64_t RawConsumed() const noexcept { return raw_total_ - RawAvail(); }
 
@@ -590,11 +675,13 @@ class Parser {
   // chunk = true: one piece of a parallel parse. Line numbers are local to the piece, and the
   // "more than two classes" check is left to MergeClasses (it needs the classes of every earlier
   // piece): classes are only recorded, in order of first appearance.
+  // Otherwise line numbers are the file's: a byte range's first line is opt.first_line.
   Parser(const std::string& shown, const ReadOptions& opt, bool chunk = false)
-      : file_(shown), opt_(opt), chunk_(chunk) {
+      : file_(shown), opt_(opt), line_(chunk ? 0 : opt.first_line - 1), chunk_(chunk) {
     track_classes_ = !opt.fixed_positive_label.has_value();
   }
 
+  // The number of the last line parsed (0 or first_line - 1 before the first).
   long long LinesSeen() const noexcept { return line_; }
   bool TracksClasses() const noexcept { return track_classes_; }
   const std::vector<ClassCount>& Classes() const noexcept { return classes_; }
@@ -731,7 +818,7 @@ class Parser {
   }
 
   Dataset Finish(ReadInfo& info) {
-    info.lines = line_;
+    info.lines = line_ - (opt_.first_line - 1);
     info.dropped_entries = dropped_;
     info.entries = static_cast<Offset>(col_.size()) + dropped_;
     if (labels_.empty()) Fail(file_, 0, {}, "no data rows");
@@ -778,34 +865,16 @@ class Parser {
       info.label_counts.assign(counts.begin(), counts.end());
       std::sort(info.label_counts.begin(), info.label_counts.end());
     } else {
+      // (More than two classes without positive_label were rejected while reading, with the
+      // lines they first occur on.)
       for (const auto& c : classes_) info.label_counts.emplace_back(c.value, c.count);
-      if (opt_.positive_label) {
-        pos = *opt_.positive_label;
-        const bool present = std::any_of(classes_.begin(), classes_.end(),
-                                         [&](const ClassCount& c) { return c.value == pos; });
-        if (!present) {
-          std::string have;
-          for (std::size_t k = 0; k < classes_.size() && k < 10; ++k) {
-            have += (k ? ", " : "") + NumberText(classes_[k].value);
-          }
-          if (classes_.size() > 10) have += ", ...";
-          Fail(file_, 0, {},
-               "positive label " + NumberText(pos) + " does not occur (labels: " + have + ")");
+      pos = ChoosePositiveLabel(info.label_counts, opt_, file_);
+      map_with(pos);
+      // The original -1 value is known when it is the only other class.
+      if (classes_.size() <= 2) {
+        for (const auto& c : classes_) {
+          if (c.value != pos) neg = c.value;
         }
-        map_with(pos);
-        if (classes_.size() == 2) neg = classes_[0].value == pos ? classes_[1].value
-                                                                   : classes_[0].value;
-      } else if (classes_.size() == 1) {
-        // One class only: +1 if its value is positive, else -1.
-        const double c = classes_[0].value;
-        const double s = c > 0 ? 1.0 : -1.0;
-        std::fill(y.begin(), y.end(), s);
-        (c > 0 ? pos : neg) = c;
-      } else {
-        // Exactly two (a third was rejected while reading): the larger is +1.
-        neg = classes_[0].value;
-        pos = classes_[1].value;
-        map_with(pos);
       }
     }
 
@@ -1093,7 +1162,7 @@ class BatchReader {
       have_ += got;
       if (at_start_ && have_ >= 3) {
         at_start_ = false;
-        if (std::memcmp(b.buf.data(), "\xEF\xBB\xBF", 3) == 0) b.skip = 3;
+        if (src_.AtFileStart() && std::memcmp(b.buf.data(), "\xEF\xBB\xBF", 3) == 0) b.skip = 3;
         // The first scan covers the whole buffer (a newline before the third byte included).
         if (const void* nl = memrchr(b.buf.data(), '\n', b.len)) {
           b.parse_end = static_cast<std::size_t>(static_cast<const char*>(nl) - b.buf.data()) + 1;
@@ -1201,7 +1270,7 @@ Dataset ReadParallel(Source& src, const std::string& shown, const ReadOptions& o
   BatchReader reader(src, shown, target);
   Parser all(shown, options);
   std::vector<std::unique_ptr<Parser>> pieces;
-  long long lines = 0;
+  long long lines = options.first_line - 1;  // the file line before the current batch
 
   Batch cur = reader.Next({}, 0);
   for (;;) {
@@ -1317,7 +1386,9 @@ Dataset ReadSequential(Source& src, const std::string& shown, const ReadOptions&
     if (at_start && (have >= 3 || eof)) {
       at_start = false;
       scanned_from = 0;
-      if (have >= 3 && std::memcmp(b, "\xEF\xBB\xBF", 3) == 0) p += 3;  // UTF-8 BOM
+      if (have >= 3 && src.AtFileStart() && std::memcmp(b, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3;  // UTF-8 BOM
+      }
     }
     if (!at_start) {
       char* search = std::max(p, b + scanned_from);
@@ -1339,6 +1410,144 @@ Dataset ReadSequential(Source& src, const std::string& shown, const ReadOptions&
   return parser.Finish(info);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Shards: counting and finding rows without parsing them (CountLibsvmRows, SeekLibsvmRow).
+//
+// Only the head of each line is looked at (its first non-blank byte, and for CountLibsvmRows the
+// label token); the rest is skipped with memchr, in large blocks. The classification is the
+// parser's (Parser::Line): blanks are the bytes of class 1, a line whose first non-blank byte is
+// '#' or that has none is skipped, a label token ends at the first byte not of class 0 (or at
+// the '\n', which the parser never sees); a UTF-8 byte-order mark at the file's start belongs to
+// no line (as there, a file of just the mark has no lines).
+
+constexpr std::size_t kScanBlock = std::size_t{4} << 20;
+// A label token carried over a block boundary is kept up to this length; a longer one is not a
+// number anyone writes, and is counted as a row without a label (as a bad label is).
+constexpr std::size_t kMaxLabel = std::size_t{1} << 20;
+
+// Visits the lines of `in`, whose first byte is at file offset `from`, in file order.
+// at_line_start: `from` is a line start; otherwise the bytes up to the first '\n' are skipped.
+// start(offset) is called when a line starts (at a byte of it) and returns false to stop there;
+// line(offset, row, label) once its head is read: whether it is a data row and (want_label) its
+// label token; false stops.
+template <class Start, class Line>
+void ScanLines(FdInput& in, std::uint64_t from, bool at_line_start, bool want_label,
+               Start&& start, Line&& line) {
+  enum class State { kStart, kBlanks, kLabel, kSkip };
+  State state = at_line_start ? State::kStart : State::kSkip;
+  const std::unique_ptr<char[]> buf(new char[kScanBlock]);  // (not zero-filled: read into)
+  std::string token;  // the part of a label token in earlier blocks
+  std::uint64_t pos = from;  // the file offset of buf[0]
+  std::uint64_t line_start = 0;
+  bool bom = false;
+  for (;;) {
+    const std::size_t got = in.Read(buf.get(), kScanBlock);
+    if (got == 0) break;
+    const char* p = buf.get();
+    const char* const e = p + got;
+    if (pos == 0 && state == State::kStart && got >= 3 &&
+        std::memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
+      p += 3;
+      bom = true;
+    }
+    while (p < e) {
+      switch (state) {
+        case State::kSkip: {
+          const auto* nl =
+              static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(e - p)));
+          if (nl == nullptr) {
+            p = e;
+            break;
+          }
+          p = nl + 1;
+          state = State::kStart;
+          break;
+        }
+        case State::kStart:
+          line_start = bom ? 0 : pos + static_cast<std::uint64_t>(p - buf.get());
+          bom = false;
+          if (!start(line_start)) return;
+          token.clear();
+          state = State::kBlanks;
+          [[fallthrough]];
+        case State::kBlanks:
+          while (p < e && Cls(*p) == 1) ++p;
+          if (p == e) break;
+          if (*p == '\n' || *p == '#') {  // blank or comment line
+            if (!line(line_start, false, std::string_view())) return;
+            state = State::kSkip;
+            break;
+          }
+          if (!want_label) {
+            if (!line(line_start, true, std::string_view())) return;
+            state = State::kSkip;
+            break;
+          }
+          state = State::kLabel;
+          [[fallthrough]];
+        case State::kLabel: {
+          const char* t = p;
+          while (p < e && Cls(*p) == 0 && *p != '\n') ++p;
+          const auto len = static_cast<std::size_t>(p - t);
+          if (p == e) {  // continued in the next block
+            if (token.size() <= kMaxLabel) token.append(t, std::min(len, kMaxLabel + 1));
+            break;
+          }
+          std::string_view label(t, len);
+          if (!token.empty()) {
+            if (token.size() <= kMaxLabel) token.append(t, std::min(len, kMaxLabel + 1));
+            label = token;
+          }
+          if (!line(line_start, true, label.size() <= kMaxLabel ? label : std::string_view())) {
+            return;
+          }
+          state = State::kSkip;
+          break;
+        }
+      }
+    }
+    pos += got;
+  }
+  // The last line ends at the end of the file (no final newline) while its head is read.
+  if (state == State::kBlanks) line(line_start, false, std::string_view());
+  if (state == State::kLabel) {
+    const bool fits = token.size() <= kMaxLabel;
+    line(line_start, true, fits ? std::string_view(token) : std::string_view());
+  }
+}
+
+// Rows per label value: a few classes are searched in a short array, many through a hash map.
+class LabelTally {
+ public:
+  void Add(double y) {
+    const std::size_t k = std::min(counts_.size(), kLinear);
+    for (std::size_t i = 0; i < k; ++i) {
+      if (counts_[i].first == y) {
+        ++counts_[i].second;
+        return;
+      }
+    }
+    if (counts_.size() >= kLinear) {
+      const auto [it, fresh] = index_.try_emplace(y, counts_.size());
+      if (!fresh) {
+        ++counts_[it->second].second;
+        return;
+      }
+    }
+    counts_.emplace_back(y, 1);
+  }
+  // Ascending by value.
+  std::vector<std::pair<double, Offset>> Sorted() && {
+    std::sort(counts_.begin(), counts_.end());
+    return std::move(counts_);
+  }
+
+ private:
+  static constexpr std::size_t kLinear = 8;
+  std::vector<std::pair<double, Offset>> counts_;  // in order of first appearance
+  std::unordered_map<double, std::size_t> index_;  // where values after the first kLinear are
+};
+
 }  // namespace
 
 ParseError::ParseError(std::string file, long long line, std::string token, std::string reason)
@@ -1358,7 +1567,10 @@ Dataset ReadLibsvm(const std::string& path, const ReadOptions& options, ReadInfo
   const std::string shown = ShownName(path);
   if (options.num_features < 0) Fail(shown, 0, {}, "negative num_features in ReadOptions");
   if (options.threads < 0) Fail(shown, 0, {}, "negative threads in ReadOptions");
-  Source src(path, shown);
+  if (options.first_line < 1) Fail(shown, 0, {}, "first_line below 1 in ReadOptions");
+  const ByteRange range{options.range_begin, options.range_end};
+  const bool ranged = range.begin != ByteRange{}.begin || range.end != ByteRange{}.end;
+  Source src(path, shown, ranged ? &range : nullptr);
   info.compression = CompressionName(src.Kind());
   ChunkRunner run(options.threads);
   // One thread, or a small plain file: the sequential loop (no reader thread, no copy).
@@ -1368,6 +1580,98 @@ Dataset ReadLibsvm(const std::string& path, const ReadOptions& options, ReadInfo
     return run.Within([&] { return ReadSequential(src, shown, options, info); });
   }
   return run.Within([&] { return ReadParallel(src, shown, options, info, run); });
+}
+
+RowCount CountLibsvmRows(const std::string& path, std::uint64_t begin, std::uint64_t end) {
+  const std::string shown = ShownName(path);
+  // From the byte before `begin`: whether it is a '\n' says whether a line starts at `begin`.
+  const ByteRange range{begin > 0 ? begin - 1 : 0};
+  FdInput in(path, shown, &range);
+  RowCount out;
+  out.aligned_begin = in.FileSize();
+  if (begin >= in.FileSize()) return out;
+  bool aligned = false;
+  LabelTally tally;
+  ScanLines(
+      in, range.begin, /*at_line_start=*/begin == 0, /*want_label=*/true,
+      [&](std::uint64_t at) {
+        if (!aligned) {
+          aligned = true;
+          out.aligned_begin = at;
+        }
+        return at < end;
+      },
+      [&](std::uint64_t, bool row, std::string_view label) {
+        ++out.lines;
+        if (!row) return true;
+        ++out.rows;
+        // A label that does not parse is left for ReadLibsvm to report, with its line number.
+        double y = 0;
+        if (!label.empty() && ParseReal(label.data(), label.data() + label.size(), y) == Num::kOk) {
+          tally.Add(y == 0 ? 0.0 : y);  // -0 and 0 are one class
+        }
+        return true;
+      });
+  out.label_counts = std::move(tally).Sorted();
+  return out;
+}
+
+std::uint64_t SeekLibsvmRow(const std::string& path, std::uint64_t from, Offset skip,
+                            long long* lines_skipped) {
+  const std::string shown = ShownName(path);
+  if (skip < 0) Fail(shown, 0, {}, "negative row count for SeekLibsvmRow");
+  const ByteRange range{from};
+  FdInput in(path, shown, &range);
+  std::uint64_t found = in.FileSize();
+  long long lines = 0;
+  Offset rows = 0;
+  if (from < in.FileSize()) {
+    ScanLines(
+        in, from, /*at_line_start=*/true, /*want_label=*/false, [](std::uint64_t) { return true; },
+        [&](std::uint64_t at, bool row, std::string_view) {
+          if (row && rows++ == skip) {
+            found = at;
+            return false;
+          }
+          ++lines;
+          return true;
+        });
+  }
+  if (lines_skipped) *lines_skipped = lines;
+  return found;
+}
+
+double ChoosePositiveLabel(const std::vector<std::pair<double, Offset>>& label_counts,
+                           const ReadOptions& options, const std::string& path) {
+  const std::string shown = ShownName(path);
+  if (label_counts.empty()) Fail(shown, 0, {}, "no data rows");
+  auto values = [&] {
+    std::string have;
+    for (std::size_t k = 0; k < label_counts.size() && k < 10; ++k) {
+      have += (k ? ", " : "") + NumberText(label_counts[k].first);
+    }
+    if (label_counts.size() > 10) have += ", ...";
+    return have;
+  };
+  if (options.positive_label) {
+    const double pos = *options.positive_label;
+    const bool present = std::any_of(label_counts.begin(), label_counts.end(),
+                                     [&](const auto& c) { return c.first == pos; });
+    if (!present) {
+      Fail(shown, 0, {},
+           "positive label " + NumberText(pos) + " does not occur (labels: " + values() + ")");
+    }
+    return pos;
+  }
+  if (label_counts.size() == 1) {
+    // One class only: +1 if its value is positive, else -1 (NaN equals no label: every row -1).
+    const double c = label_counts[0].first;
+    return c > 0 ? c : std::numeric_limits<double>::quiet_NaN();
+  }
+  if (label_counts.size() == 2) return std::max(label_counts[0].first, label_counts[1].first);
+  Fail(shown, 0, {},
+       "more than two classes (labels " + values() +
+           "); choose the +1 class with a positive label");
 }
 
 std::vector<unsigned char> ReadFileBytes(const std::string& path) {
