@@ -3,12 +3,12 @@
 #   scripts/deps.sh            build + run (compiler, CMake, oneTBB, Eigen, Boost, doctest, zlib,
 #                              bzip2, xz, the Fashion-MNIST data package)
 #   scripts/deps.sh --test     also what the test suite uses (clang for the libFuzzer target,
-#                              liblinear-tools as the model-file oracle)
+#                              liblinear-tools as the model-file oracle, Open MPI for memsgd-mpi)
 set -euo pipefail
 pkgs=(build-essential cmake libtbb-dev libeigen3-dev libboost-program-options-dev doctest-dev
       zlib1g-dev libbz2-dev liblzma-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(clang libclang-rt-14-dev liblinear-tools)
+  pkgs+=(clang libclang-rt-14-dev liblinear-tools libopenmpi-dev openmpi-bin)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
