@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command (and .ci/run): install what is missing, build, run every test:
-#   1. Release build: the doctest suite and the CLI tests under CTest, the benchmark smoke run
+#   1. Release build: the doctest suite, the CLI tests and the memsgd-mpi tests (mpirun -np
+#      1/2/4, tests/mpi/run.sh) under CTest, the benchmark smoke run
 #   2. ThreadSanitizer build: the whole suite again (lock-free workers on std::thread)
 #   3. AddressSanitizer + UndefinedBehaviorSanitizer build: the whole suite again
 #   4. a short libFuzzer run of the LIBSVM parser (scripts/fuzz.sh), when clang is present

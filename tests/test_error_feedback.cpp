@@ -387,3 +387,43 @@ TEST_CASE("EF: the tournament-tree top-k picks TopKReference's set") {
     }
   }
 }
+
+TEST_CASE("EF: --wire f32 sends float32 values and keeps the rounding in the worker's state") {
+  const Dataset ds = Synthetic(200, 30, 0.2, 12);
+  for (Method m : {Method::kEf14, Method::kEf21Sgdm, Method::kSgdCompressed}) {
+    TrainConfig c = EfConfig(m);
+    c.compressor = CompressorSpec::FromName("top", 3, false, 4);
+    c.workers = 3;
+    c.wire = Wire::kFloat64;
+    const auto f64 = ef::TrainErrorFeedbackDetailed(c, ds, {});
+    c.wire = Wire::kFloat32;
+    const auto f32 = ef::TrainErrorFeedbackDetailed(c, ds, {});
+    CAPTURE(MethodName(m));
+    // 64 against 32 bits per value; the indexed count adds ceil(log2 30) = 5 bits per index.
+    CHECK(f64.comm.uplink_values == doctest::Approx(2 * f32.comm.uplink_values));
+    CHECK(f32.comm.uplink_indexed - f32.comm.uplink_values ==
+          doctest::Approx(f64.comm.uplink_indexed - f64.comm.uplink_values));
+    // Rounding each sent value to float (relative 6e-8) moves the iterates by about that much
+    // (error feedback re-sends what was lost), not more.
+    const double diff = RelDiff(f32.result.x, f64.result.x);
+    CHECK(diff > 0);
+    CHECK(diff < 1e-5);
+  }
+  // EF14 with one worker, 2 rounds of top-2: x moves on at most the 4 coordinates sent.
+  TrainConfig c = EfConfig(Method::kEf14);
+  c.workers = 1;
+  c.epochs = 0.01;  // 2 rounds
+  c.compressor = CompressorSpec::FromName("top", 2, false, 4);
+  c.init_std = 0.3;
+  const auto r = ef::TrainErrorFeedbackDetailed(c, ds, {});
+  std::vector<double> x0(30);
+  Rng init(c.seed, ef::kInitStream);
+  for (auto& v : x0) v = c.init_std * init.Normal();
+  int moved = 0;
+  for (std::size_t j = 0; j < x0.size(); ++j) {
+    if (r.result.x[j] == x0[j]) continue;
+    ++moved;
+  }
+  CHECK(moved >= 1);
+  CHECK(moved <= 4);
+}

@@ -229,9 +229,10 @@ int Train(int argc, char** argv, int rank, int size) {
   res.downlink_bits_sparse = details.comm.downlink_sparse;
 
   // What the ranks sent, against the accounting (uplink_indexed is the mean over the workers).
-  double sent[3] = {static_cast<double>(transport.PayloadBytes()),
-                    static_cast<double>(transport.HeaderBytes()), transport.ExchangeSeconds()};
-  MPI_Allreduce(MPI_IN_PLACE, sent, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  double sent[4] = {static_cast<double>(transport.PayloadBytes()),
+                    static_cast<double>(transport.HeaderBytes()), transport.ExchangeSeconds(),
+                    static_cast<double>(transport.InitBytes())};
+  MPI_Allreduce(MPI_IN_PLACE, sent, 4, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   if (rank != 0) return res.status == TrainStatus::kOk || res.status == TrainStatus::kReachedTarget
                             ? cli::kOk : cli::kDiverged;
   int rc = cli::kOk;
@@ -245,9 +246,9 @@ int Train(int argc, char** argv, int rank, int size) {
   }
   cli::PrintResult(cfg, res);
   const double rounds = static_cast<double>(details.comm.rounds);
-  std::printf("mpi: ranks=%d rounds=%.0f payload_bytes=%.0f header_bytes=%.0f "
+  std::printf("mpi: ranks=%d rounds=%.0f payload_bytes=%.0f init_bytes=%.0f header_bytes=%.0f "
               "payload_bits_per_worker=%.6g exchange_seconds_per_round=%.4g\n",
-              size, rounds, sent[0], sent[1], 8 * sent[0] / size,
+              size, rounds, sent[0], sent[3], sent[1], 8 * sent[0] / size,
               rounds > 0 ? sent[2] / size / rounds : 0.0);
   if (res.status == TrainStatus::kDiverged) {
     std::fprintf(stderr, "%s: %s\n", kWho, res.message.c_str());

@@ -162,13 +162,17 @@ void MpiTransport::Allgather(std::span<const double> local, std::span<double> ou
   const int m = static_cast<int>(local.size());
   if (!values || wire_ == Wire::kFloat64) {
     MPI_Allgather(local.data(), m, MPI_DOUBLE, out.data(), m, MPI_DOUBLE, comm_);
-    if (values) payload_bytes_ += 8 * local.size();
+    if (values) {
+      payload_bytes_ += 8 * local.size();
+      init_bytes_ += 8 * local.size();
+    }
     return;
   }
   std::vector<float> mine(local.begin(), local.end()), every(out.size());  // exact: rounded
   MPI_Allgather(mine.data(), m, MPI_FLOAT, every.data(), m, MPI_FLOAT, comm_);
   std::copy(every.begin(), every.end(), out.begin());
   payload_bytes_ += 4 * local.size();
+  init_bytes_ += 4 * local.size();
 }
 
 void MpiTransport::Sum(std::span<double> v) {

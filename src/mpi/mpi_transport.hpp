@@ -34,7 +34,8 @@ class MpiTransport final : public ef::Transport {
 
   // What this rank sent in the message exchanges (payload: the encoded messages; header: the
   // per-round counts), and how long the exchanges took (wall seconds, on this rank).
-  std::uint64_t PayloadBytes() const noexcept { return payload_bytes_; }
+  std::uint64_t PayloadBytes() const noexcept { return payload_bytes_; }  // init included
+  std::uint64_t InitBytes() const noexcept { return init_bytes_; }  // the dense g_i^0 alone
   std::uint64_t HeaderBytes() const noexcept { return header_bytes_; }
   std::uint64_t Exchanges() const noexcept { return exchanges_; }
   double ExchangeSeconds() const noexcept { return exchange_seconds_; }
@@ -54,7 +55,7 @@ class MpiTransport final : public ef::Transport {
   std::vector<std::int32_t> headers_;
   std::vector<int> counts_, displs_;
   std::vector<SparseUpdate> remote_;
-  std::uint64_t payload_bytes_ = 0, header_bytes_ = 0, exchanges_ = 0;
+  std::uint64_t payload_bytes_ = 0, init_bytes_ = 0, header_bytes_ = 0, exchanges_ = 0;
   double exchange_seconds_ = 0;
 };
 
