@@ -29,6 +29,13 @@ lines = ["# memsgd-mpi per round: time and bytes (bench/mpi/run.sh)", "",
          "(memsgd-mpi: its encoded message + the 8-byte header, the EF21 family's one-time dense g_i^0 "
          "apart in `init bytes`; dense: the d-vector it reduces). "
          "`x fewer` = dense float32 Allreduce bytes / this row's bytes; the goal is >= d/(2k).", "",
+         "Rows: `memsgd-mpi` = whole training rounds (1 epoch, top-k, lambda 0); `in-process` = its twin "
+         "`memsgd train --workers N --threads 0`, the same iterates with the N workers one after the other "
+         "in one process (per round: N workers' work on one core); `dense-allreduce-*` = minibatch-1 SGD "
+         "whose gradient is reduced with MPI_Allreduce (the baseline); `sparse-allgatherv` = memsgd-mpi's "
+         "exchange alone on random k-sparse messages; `sparse-root-gather-bcast` = the rank-0-server "
+         "alternative (gather, sum, broadcast the union). The 4-rank rows run 4 ranks on 2 cores "
+         "(oversubscribed, Open MPI busy-polls): their times measure time-sharing, not communication.", "",
          "| data | ranks | what | d | k | us/round | comm us/round | bytes/rank/round | init bytes/rank | x fewer than dense f32 | d/(2k) |",
          "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
 for t in table:
