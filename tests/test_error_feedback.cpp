@@ -2,7 +2,9 @@
 // methods, bit accounting, the Figure 1 behaviour and thread-count independence.
 #include <doctest/doctest.h>
 
+#include <barrier>
 #include <cmath>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -426,4 +428,117 @@ TEST_CASE("EF: --wire f32 sends float32 values and keeps the rounding in the wor
   }
   CHECK(moved >= 1);
   CHECK(moved <= 4);
+}
+
+namespace {
+
+// The transport seam without MPI: n "processes" are n threads of this test, one worker each,
+// meeting at a barrier for every collective (as ranks meet in MPI calls). Runs under the
+// sanitizers, which the MPI tests (tests/mpi/) do not.
+struct Hub {
+  explicit Hub(int ranks)
+      : n(ranks), bar(ranks), copies{std::vector<SparseUpdate>(ranks), std::vector<SparseUpdate>(ranks)},
+        blocks(ranks), sums(ranks), flags(ranks) {}
+  int n;
+  std::barrier<> bar;
+  std::vector<SparseUpdate> copies[2];  // round parity: a slow thread may still read the last round
+  std::vector<std::vector<double>> blocks, sums;
+  std::vector<int> flags;
+};
+
+class ThreadTransport final : public ef::Transport {
+ public:
+  ThreadTransport(Hub& hub, int rank) : hub_(hub), rank_(rank) {}
+  int Workers() const override { return hub_.n; }
+  int First() const override { return rank_; }
+  int Local() const override { return 1; }
+  void Exchange(std::span<const SparseUpdate* const> local,
+                std::vector<const SparseUpdate*>& all) override {
+    auto& mine = hub_.copies[parity_][static_cast<std::size_t>(rank_)];
+    mine = *local[0];
+    hub_.bar.arrive_and_wait();
+    all.clear();
+    for (auto& m : hub_.copies[parity_]) all.push_back(&m);
+    parity_ ^= 1;
+  }
+  void Allgather(std::span<const double> local, std::span<double> out, bool) override {
+    hub_.blocks[static_cast<std::size_t>(rank_)].assign(local.begin(), local.end());
+    hub_.bar.arrive_and_wait();
+    for (int r = 0; r < hub_.n; ++r)
+      std::copy(hub_.blocks[static_cast<std::size_t>(r)].begin(),
+                hub_.blocks[static_cast<std::size_t>(r)].end(), out.begin() + r * local.size());
+    hub_.bar.arrive_and_wait();
+  }
+  void Sum(std::span<double> v) override {
+    hub_.sums[static_cast<std::size_t>(rank_)].assign(v.begin(), v.end());
+    hub_.bar.arrive_and_wait();
+    for (std::size_t j = 0; j < v.size(); ++j) {
+      double s = 0;
+      for (int r = 0; r < hub_.n; ++r) s += hub_.sums[static_cast<std::size_t>(r)][j];
+      v[j] = s;
+    }
+    hub_.bar.arrive_and_wait();
+  }
+  bool Any(bool flag) override {
+    hub_.flags[static_cast<std::size_t>(rank_)] = flag;
+    hub_.bar.arrive_and_wait();
+    bool any = false;
+    for (int f : hub_.flags) any = any || f;
+    hub_.bar.arrive_and_wait();
+    return any;
+  }
+
+ private:
+  Hub& hub_;
+  int rank_;
+  int parity_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("EF: workers spread over processes (a transport) give the in-process iterates") {
+  // Each "process" holds only its contiguous shard, as memsgd-mpi's ranks do.
+  const Dataset ds = Synthetic(230, 40, 0.1, 21);
+  for (Method m : {Method::kEf14, Method::kEf21, Method::kEf21Sgdm, Method::kSgdCompressed}) {
+    for (const char* comp : {"top", "rand"}) {
+      for (double lambda : {0.0, 0.05}) {  // lambda 0 with rand-k: the lazy form
+        TrainConfig c = EfConfig(m);
+        c.objective = Objective::FromName("logistic", lambda);
+        c.compressor = CompressorSpec::FromName(comp, 3, false, 4);
+        c.workers = 3;
+        c.batch = 2;
+        c.epochs = 2;
+        c.threads = 0;
+        const auto ref = ef::TrainErrorFeedbackDetailed(c, ds, {});
+        const auto shards = ef::SplitRows(ds, 3, SplitKind::kContiguous, c.seed);
+        Hub hub(3);
+        std::vector<ef::TrainDetails> out(3);
+        std::vector<std::thread> procs;
+        for (int r = 0; r < 3; ++r) {
+          procs.emplace_back([&, r] {
+            const Dataset local = ds.Rows(shards[static_cast<std::size_t>(r)]);
+            ThreadTransport tr(hub, r);
+            ef::Distributed dist;
+            dist.transport = &tr;
+            dist.total_rows = ds.NumRows();
+            dist.evaluate = [&](std::span<const double> x) { return Evaluate(c.objective, ds, x); };
+            out[static_cast<std::size_t>(r)] = ef::TrainErrorFeedbackDetailed(c, local, {}, ef::InitKind::kStochastic, true, &dist);
+          });
+        }
+        for (auto& p : procs) p.join();
+        CAPTURE(MethodName(m));
+        CAPTURE(comp);
+        CAPTURE(lambda);
+        for (const auto& o : out) {
+          CHECK(o.lazy == ref.lazy);
+          CHECK(o.result.x == ref.result.x);
+          CHECK(o.result.samples == ref.result.samples);
+          CHECK(o.comm.uplink_indexed == ref.comm.uplink_indexed);
+          CHECK(o.comm.downlink_sparse == ref.comm.downlink_sparse);
+          REQUIRE(o.result.trace.size() == ref.result.trace.size());
+          CHECK(o.result.trace.back().loss == ref.result.trace.back().loss);
+        }
+      }
+    }
+  }
 }
