@@ -1,16 +1,11 @@
 // memsgd train: parse and validate options, load data, run, write trace and model.
 #include <boost/program_options.hpp>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
-#include <cstring>
 #include <iostream>
 #include <thread>
 #include <utility>
@@ -145,13 +140,7 @@ int RunTrain(int argc, char** argv) {
   std::signal(SIGTERM, OnSignal);
   cfg.stop = &g_stop;
   auto progress = [&](const TracePoint& p) {
-    if (quiet) return;
-    std::fprintf(stderr, "epoch %6.2f  samples %10lld  time %8.3fs  loss %.8f", p.epoch,
-                 static_cast<long long>(p.samples), p.seconds, p.loss);
-    if (!std::isnan(p.suboptimality)) std::fprintf(stderr, "  subopt %.3e", p.suboptimality);
-    std::fprintf(stderr, "  |grad|^2 %.3e", p.grad_norm2);
-    if (!std::isnan(p.test_accuracy)) std::fprintf(stderr, "  test_acc %.4f", p.test_accuracy);
-    std::fprintf(stderr, "  bits %.4g\n", p.bits);
+    if (!quiet) PrintProgress(p);
   };
 
   TrainResult res;

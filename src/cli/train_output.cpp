@@ -88,6 +88,15 @@ int CheckOutputs(const TrainArgs& a, const char* who) {
   return kOk;
 }
 
+void PrintProgress(const TracePoint& p) {
+  std::fprintf(stderr, "epoch %6.2f  samples %10lld  time %8.3fs  loss %.8f", p.epoch,
+               static_cast<long long>(p.samples), p.seconds, p.loss);
+  if (!std::isnan(p.suboptimality)) std::fprintf(stderr, "  subopt %.3e", p.suboptimality);
+  std::fprintf(stderr, "  |grad|^2 %.3e", p.grad_norm2);
+  if (!std::isnan(p.test_accuracy)) std::fprintf(stderr, "  test_acc %.4f", p.test_accuracy);
+  std::fprintf(stderr, "  bits %.4g\n", p.bits);
+}
+
 // The result line on stdout (the last line of every run).
 void PrintResult(const TrainConfig& cfg, const TrainResult& res) {
   const TracePoint last = res.trace.empty() ? TracePoint{} : res.trace.back();

@@ -10,6 +10,9 @@ namespace memsgd::cli {
 // readable. Errors go to stderr as "WHO: ...". Returns kOk or the exit code.
 int CheckOutputs(const TrainArgs& a, const char* who);
 
+// One progress line on stderr (a checkpoint of the trace).
+void PrintProgress(const TracePoint& p);
+
 // The result line on stdout (the last line of every run).
 void PrintResult(const TrainConfig& cfg, const TrainResult& res);
 

@@ -204,13 +204,7 @@ int Train(int argc, char** argv, int rank, int size) {
     return Evaluate(cfg.objective, shard.data, x, shard.total_rows, MPI_COMM_WORLD);
   };
   auto progress = [&](const TracePoint& p) {
-    if (quiet || rank != 0) return;
-    std::fprintf(stderr, "epoch %6.2f  samples %10lld  time %8.3fs  loss %.8f", p.epoch,
-                 static_cast<long long>(p.samples), p.seconds, p.loss);
-    if (!std::isnan(p.suboptimality)) std::fprintf(stderr, "  subopt %.3e", p.suboptimality);
-    std::fprintf(stderr, "  |grad|^2 %.3e", p.grad_norm2);
-    if (!std::isnan(p.test_accuracy)) std::fprintf(stderr, "  test_acc %.4f", p.test_accuracy);
-    std::fprintf(stderr, "  bits %.4g\n", p.bits);
+    if (!quiet && rank == 0) cli::PrintProgress(p);
   };
   ef::TrainDetails details;
   try {

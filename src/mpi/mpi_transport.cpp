@@ -38,7 +38,7 @@ std::size_t MpiTransport::EncodedBytes(Index d, Wire wire, Index sent, bool* den
   return static_cast<std::size_t>(((*dense ? full : sparse) + 7) / 8);
 }
 
-void MpiTransport::Encode(const SparseUpdate& m, Index d, Wire wire,
+bool MpiTransport::Encode(const SparseUpdate& m, Index d, Wire wire,
                           std::vector<unsigned char>& out) {
   bool dense = false;
   out.assign(EncodedBytes(d, wire, m.size, &dense), 0);
@@ -58,7 +58,7 @@ void MpiTransport::Encode(const SparseUpdate& m, Index d, Wire wire,
     std::vector<double> full(Z(d), 0.0);
     for (Index s = 0; s < m.size; ++s) full[Z(m.idx[Z(s)])] = m.val[Z(s)];
     for (double v : full) put(v);
-    return;
+    return true;
   }
   for (Index s = 0; s < m.size; ++s) put(m.val[Z(s)]);
   // Indices: ceil(log2 d) bits each, little-endian bit order.
@@ -75,6 +75,7 @@ void MpiTransport::Encode(const SparseUpdate& m, Index d, Wire wire,
     }
   }
   if (have > 0) *p++ = static_cast<unsigned char>(acc & 0xff);
+  return false;
 }
 
 void MpiTransport::Decode(const unsigned char* in, Index sent, bool dense, Index d, Wire wire,
@@ -123,10 +124,8 @@ void MpiTransport::Exchange(std::span<const SparseUpdate* const> local,
                             std::vector<const SparseUpdate*>& all) {
   const double t0 = MPI_Wtime();
   const SparseUpdate& mine = *local[0];
-  Encode(mine, d_, wire_, send_);
+  const bool dense = Encode(mine, d_, wire_, send_);
   if (send_.size() > kMaxBytes) throw std::runtime_error("memsgd-mpi: message over 2 GiB");
-  bool dense = false;
-  EncodedBytes(d_, wire_, mine.size, &dense);
   const std::int32_t header[2] = {static_cast<std::int32_t>(mine.size), dense ? 1 : 0};
   MPI_Allgather(header, 2, MPI_INT32_T, headers_.data(), 2, MPI_INT32_T, comm_);
   std::size_t total = 0;

@@ -42,7 +42,8 @@ class MpiTransport final : public ef::Transport {
 
   // Encoding helpers (public for the tests and the benchmark).
   static std::size_t EncodedBytes(Index d, Wire wire, Index sent, bool* dense);
-  static void Encode(const SparseUpdate& m, Index d, Wire wire, std::vector<unsigned char>& out);
+  // Returns whether the dense encoding was used.
+  static bool Encode(const SparseUpdate& m, Index d, Wire wire, std::vector<unsigned char>& out);
   static void Decode(const unsigned char* in, Index sent, bool dense, Index d, Wire wire,
                      SparseUpdate& m);
 
