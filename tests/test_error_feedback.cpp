@@ -2,12 +2,17 @@
 // methods, bit accounting, the Figure 1 behaviour and thread-count independence.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <barrier>
 #include <cmath>
+#include <filesystem>
+#include <numeric>
 #include <thread>
 #include <string>
 #include <vector>
 
+#include "memsgd/checkpoint.hpp"
+#include "memsgd/ef_checkpoint.hpp"
 #include "memsgd/error_feedback.hpp"
 #include "memsgd/train.hpp"
 #include "support.hpp"
@@ -444,6 +449,7 @@ struct Hub {
   std::vector<SparseUpdate> copies[2];  // round parity: a slow thread may still read the last round
   std::vector<std::vector<double>> blocks, sums;
   std::vector<int> flags;
+  std::vector<std::string> parts = std::vector<std::string>(static_cast<std::size_t>(n));
 };
 
 class ThreadTransport final : public ef::Transport {
@@ -487,12 +493,43 @@ class ThreadTransport final : public ef::Transport {
     hub_.bar.arrive_and_wait();
     return any;
   }
+  std::vector<std::string> Gather(std::string mine) override {
+    hub_.parts[static_cast<std::size_t>(rank_)] = std::move(mine);
+    hub_.bar.arrive_and_wait();
+    std::vector<std::string> all;
+    if (rank_ == 0) all = hub_.parts;
+    hub_.bar.arrive_and_wait();
+    return all;
+  }
 
  private:
   Hub& hub_;
   int rank_;
   int parity_ = 0;
 };
+
+// c over `procs` thread "processes", each holding only its contiguous shard of ds (as
+// memsgd-mpi's ranks do); every process's details.
+std::vector<ef::TrainDetails> TrainSpread(const TrainConfig& c, const Dataset& ds, int procs) {
+  const auto shards = ef::SplitRows(ds, procs, SplitKind::kContiguous, c.seed);
+  Hub hub(procs);
+  std::vector<ef::TrainDetails> out(static_cast<std::size_t>(procs));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < procs; ++r) {
+    threads.emplace_back([&, r] {
+      const Dataset local = ds.Rows(shards[static_cast<std::size_t>(r)]);
+      ThreadTransport tr(hub, r);
+      ef::Distributed dist;
+      dist.transport = &tr;
+      dist.total_rows = ds.NumRows();
+      dist.evaluate = [&](std::span<const double> x) { return Evaluate(c.objective, ds, x); };
+      out[static_cast<std::size_t>(r)] =
+          ef::TrainErrorFeedbackDetailed(c, local, {}, ef::InitKind::kStochastic, true, &dist);
+    });
+  }
+  for (auto& t : threads) t.join();
+  return out;
+}
 
 }  // namespace
 
@@ -510,22 +547,7 @@ TEST_CASE("EF: workers spread over processes (a transport) give the in-process i
         c.epochs = 2;
         c.threads = 0;
         const auto ref = ef::TrainErrorFeedbackDetailed(c, ds, {});
-        const auto shards = ef::SplitRows(ds, 3, SplitKind::kContiguous, c.seed);
-        Hub hub(3);
-        std::vector<ef::TrainDetails> out(3);
-        std::vector<std::thread> procs;
-        for (int r = 0; r < 3; ++r) {
-          procs.emplace_back([&, r] {
-            const Dataset local = ds.Rows(shards[static_cast<std::size_t>(r)]);
-            ThreadTransport tr(hub, r);
-            ef::Distributed dist;
-            dist.transport = &tr;
-            dist.total_rows = ds.NumRows();
-            dist.evaluate = [&](std::span<const double> x) { return Evaluate(c.objective, ds, x); };
-            out[static_cast<std::size_t>(r)] = ef::TrainErrorFeedbackDetailed(c, local, {}, ef::InitKind::kStochastic, true, &dist);
-          });
-        }
-        for (auto& p : procs) p.join();
+        const auto out = TrainSpread(c, ds, 3);
         CAPTURE(MethodName(m));
         CAPTURE(comp);
         CAPTURE(lambda);
@@ -540,5 +562,270 @@ TEST_CASE("EF: workers spread over processes (a transport) give the in-process i
         }
       }
     }
+  }
+}
+
+// ---- checkpoints (include/memsgd/ef_checkpoint.hpp) -----------------------------------------
+
+namespace {
+
+// Logistic loss with lambda, compressor comp with k coordinates, `workers` workers.
+TrainConfig LogisticConfig(Method m, const char* comp, int k, double lambda, int workers) {
+  TrainConfig c = EfConfig(m);
+  c.objective = Objective::FromName("logistic", lambda);
+  c.compressor = CompressorSpec::FromName(comp, k, false, 4);
+  c.workers = workers;
+  return c;
+}
+
+// The trace without its seconds column (the only one a resumed run may change).
+void CheckSameTrace(const std::vector<TracePoint>& a, const std::vector<TracePoint>& b) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a[i].samples == b[i].samples);
+    CHECK(a[i].epoch == b[i].epoch);
+    CHECK(a[i].loss == b[i].loss);
+    CHECK(a[i].grad_norm2 == b[i].grad_norm2);
+    CHECK(a[i].train_accuracy == b[i].train_accuracy);
+    CHECK(a[i].bits == b[i].bits);
+  }
+}
+
+void CheckSameRun(const ef::TrainDetails& a, const ef::TrainDetails& b) {
+  CHECK(a.result.x == b.result.x);
+  CHECK(a.result.samples == b.result.samples);
+  CHECK(a.comm.uplink_values == b.comm.uplink_values);
+  CHECK(a.comm.uplink_indexed == b.comm.uplink_indexed);
+  CHECK(a.comm.downlink_dense == b.comm.downlink_dense);
+  CHECK(a.comm.downlink_sparse == b.comm.downlink_sparse);
+  CHECK(a.comm.rounds == b.comm.rounds);
+  CheckSameTrace(a.result.trace, b.result.trace);
+}
+
+CheckpointError::Kind ResumeErrorKind(const TrainConfig& c, const Dataset& ds, std::string* what) {
+  try {
+    (void)ef::TrainErrorFeedbackDetailed(c, ds, {});
+  } catch (const CheckpointError& e) {
+    *what = e.what();
+    return e.GetKind();
+  }
+  *what = "no error";
+  return CheckpointError::Kind::kUnreadable;
+}
+
+}  // namespace
+
+TEST_CASE("EF checkpoints: a run resumed from its last checkpoint ends bit for bit as the run never stopped") {
+  const Dataset ds = Synthetic(230, 40, 0.1, 23);
+  test::Scratch tmp;
+  const std::string ck = tmp("ck");
+  for (Method m : {Method::kEf14, Method::kEf21, Method::kEf21Sgd, Method::kEf21Sgdm,
+                   Method::kEf21Sgd2m, Method::kSgdCompressed}) {
+    for (const char* comp : {"top", "rand"}) {
+      for (double lambda : {0.0, 0.05}) {  // lambda 0 with rand-k (and top-k without momentum): lazy
+        TrainConfig c = LogisticConfig(m, comp, 3, lambda, 3);
+        c.batch = 2;
+        c.epochs = 3;
+        c.checkpoint_path = ck;
+        c.checkpoint_every = 100;  // samples: several saves, the last one well before the end
+        std::filesystem::remove(ck);
+        const auto full = ef::TrainErrorFeedbackDetailed(c, ds, {});
+        CAPTURE(MethodName(m));
+        CAPTURE(comp);
+        CAPTURE(lambda);
+        REQUIRE(full.result.checkpoints_written >= 2);
+        const ef::RunState saved = ef::ReadRunState(ck);
+        CHECK(saved.round > 0);
+        CHECK(saved.round < saved.rounds);
+        CHECK(saved.workers.size() == 3);
+
+        TrainConfig r = c;
+        r.checkpoint_path.clear();
+        r.resume_path = ck;
+        r.threads = 2;  // the thread count may change: the workers' arithmetic does not
+        const auto resumed = ef::TrainErrorFeedbackDetailed(r, ds, {});
+        CHECK(resumed.lazy == full.lazy);
+        CHECK(resumed.result.resumed_from > 0);
+        CHECK(resumed.result.resumed_from < full.result.samples);
+        CheckSameRun(resumed, full);
+      }
+    }
+  }
+}
+
+TEST_CASE("EF checkpoints: an interrupted run saves its state and the resumed run finishes it exactly") {
+  const Dataset ds = Synthetic(200, 30, 0.15, 24);
+  test::Scratch tmp;
+  for (Method m : {Method::kEf14, Method::kEf21Sgdm}) {
+    for (double lambda : {0.0, 0.05}) {
+      TrainConfig c = LogisticConfig(m, "rand", 4, lambda, 2);
+      c.epochs = 2;
+      const auto full = ef::TrainErrorFeedbackDetailed(c, ds, {});
+
+      // Stopped after the 4th trace point (as Ctrl-C does: the flag is seen at the next round).
+      std::atomic<bool> stop{false};
+      int points = 0;
+      TrainConfig s = c;
+      s.checkpoint_path = tmp("ck");
+      s.checkpoint_every = 1'000'000;  // only the interrupt saves
+      s.stop = &stop;
+      const auto cut = ef::TrainErrorFeedbackDetailed(s, ds, [&](const TracePoint&) {
+        if (++points == 4) stop = true;
+      });
+      CAPTURE(MethodName(m));
+      CAPTURE(lambda);
+      REQUIRE(cut.result.status == TrainStatus::kInterrupted);
+      CHECK(cut.result.checkpoints_written == 1);
+      CHECK(cut.result.samples < full.result.samples);
+
+      TrainConfig r = c;
+      r.resume_path = s.checkpoint_path;
+      const auto resumed = ef::TrainErrorFeedbackDetailed(r, ds, {});
+      CHECK(resumed.result.status == TrainStatus::kOk);
+      CHECK(resumed.result.resumed_from == cut.result.samples);
+      CheckSameRun(resumed, full);
+    }
+  }
+}
+
+TEST_CASE("EF checkpoints: another worker count, options, data or kind of checkpoint is refused clearly") {
+  const Dataset ds = Synthetic(150, 20, 0.2, 25);
+  test::Scratch tmp;
+  TrainConfig c = EfConfig(Method::kEf21Sgdm);
+  c.workers = 3;
+  c.epochs = 2;
+  c.checkpoint_path = tmp("ck");
+  c.checkpoint_every = 50;
+  REQUIRE(ef::TrainErrorFeedbackDetailed(c, ds, {}).result.checkpoints_written >= 1);
+  TrainConfig r = c;
+  r.checkpoint_path.clear();
+  r.resume_path = c.checkpoint_path;
+  std::string what;
+
+  TrainConfig workers = r;
+  workers.workers = 2;
+  CHECK(ResumeErrorKind(workers, ds, &what) == CheckpointError::Kind::kMismatch);
+  CHECK(what.find("3 workers; this run has 2") != std::string::npos);
+  CHECK(what.find("--workers 3") != std::string::npos);
+
+  TrainConfig seed = r;
+  seed.seed += 1;
+  CHECK(ResumeErrorKind(seed, ds, &what) == CheckpointError::Kind::kMismatch);
+  CHECK(what.find("other options") != std::string::npos);
+  TrainConfig eta = r;
+  eta.eta = 0.2;
+  CHECK(ResumeErrorKind(eta, ds, &what) == CheckpointError::Kind::kMismatch);
+
+  // One value of one row changed: that row's worker refuses.
+  std::vector<Offset> rows(static_cast<std::size_t>(ds.NumRows()));
+  std::iota(rows.begin(), rows.end(), Offset{0});
+  Dataset other = ds.Rows(rows);
+  other.NormalizeRows();
+  CHECK(ResumeErrorKind(r, other, &what) == CheckpointError::Kind::kMismatch);
+  CHECK(what.find("other training data") != std::string::npos);
+
+  // The other kind of checkpoint, either way round.
+  TrainConfig mem;
+  mem.method = Method::kMemSgd;
+  mem.compressor = CompressorSpec::FromName("top", 2, false, 4);
+  mem.objective = Objective::FromName("logistic", 0.01);
+  mem.epochs = 2;
+  mem.seed = test::Seed();
+  mem.resume_path = c.checkpoint_path;
+  try {
+    (void)Train(mem, ds, {});
+    FAIL("a Mem-SGD run resumed an EF checkpoint");
+  } catch (const CheckpointError& e) {
+    CHECK(e.GetKind() == CheckpointError::Kind::kMismatch);
+    CHECK(std::string(e.what()).find("error-feedback") != std::string::npos);
+  }
+  mem.resume_path.clear();
+  mem.checkpoint_path = tmp("mem-ck");
+  mem.checkpoint_every = 50;
+  REQUIRE(Train(mem, ds, {}).checkpoints_written >= 1);
+  TrainConfig wrong = r;
+  wrong.resume_path = mem.checkpoint_path;
+  CHECK(ResumeErrorKind(wrong, ds, &what) == CheckpointError::Kind::kMismatch);
+  CHECK(what.find("mem-sgd") != std::string::npos);
+
+  // Damaged files: truncated, one byte flipped.
+  const std::string bytes = ef::SerializeRunState(ef::ReadRunState(c.checkpoint_path));
+  for (std::size_t cut : {std::size_t{3}, std::size_t{30}, bytes.size() / 2, bytes.size() - 1}) {
+    CAPTURE(cut);
+    CHECK_THROWS_AS(ef::ParseRunState(bytes.substr(0, cut), "ck"), CheckpointError);
+  }
+  std::string flipped = bytes;
+  flipped[bytes.size() / 3] ^= 0x10;
+  try {
+    (void)ef::ParseRunState(flipped, "ck");
+    FAIL("a flipped byte was accepted");
+  } catch (const CheckpointError& e) {
+    CHECK(e.GetKind() == CheckpointError::Kind::kCorrupt);
+    CHECK(std::string(e.what()).find("checksum") != std::string::npos);
+  }
+  CHECK(ef::ParseRunState(bytes, "ck").x == ef::ReadRunState(c.checkpoint_path).x);
+}
+
+TEST_CASE("EF checkpoints: saved by workers spread over processes, resumed in one process, and back") {
+  const Dataset ds = Synthetic(240, 40, 0.1, 26);
+  test::Scratch tmp;
+  for (Method m : {Method::kEf14, Method::kEf21Sgdm}) {
+    for (double lambda : {0.0, 0.05}) {
+      TrainConfig c = LogisticConfig(m, "rand", 3, lambda, 3);
+      c.batch = 2;
+      c.epochs = 2;
+      c.threads = 0;
+      const auto full = ef::TrainErrorFeedbackDetailed(c, ds, {});
+      // c over 3 thread "processes": process 0's details (every process ends at the same x).
+      auto spread = [&](const TrainConfig& cfg) {
+        const auto out = TrainSpread(cfg, ds, 3);
+        for (int p = 1; p < 3; ++p) CHECK(out[static_cast<std::size_t>(p)].result.x == out[0].result.x);
+        return out[0];
+      };
+      CAPTURE(MethodName(m));
+      CAPTURE(lambda);
+
+      TrainConfig save = c;
+      save.checkpoint_path = tmp("spread-ck");
+      save.checkpoint_every = 120;
+      const auto saved_run = spread(save);
+      CHECK(saved_run.result.checkpoints_written >= 1);
+      CheckSameRun(saved_run, full);  // saving changes nothing
+      TrainConfig here = c;
+      here.resume_path = save.checkpoint_path;
+      CheckSameRun(ef::TrainErrorFeedbackDetailed(here, ds, {}), full);
+
+      TrainConfig save_here = c;
+      save_here.checkpoint_path = tmp("here-ck");
+      save_here.checkpoint_every = 120;
+      (void)ef::TrainErrorFeedbackDetailed(save_here, ds, {});
+      TrainConfig there = c;
+      there.resume_path = save_here.checkpoint_path;
+      CheckSameRun(spread(there), full);
+    }
+  }
+}
+
+TEST_CASE("EF checkpoints: a lazy form's state resumes in the dense reference form (to rounding)") {
+  const Dataset ds = Synthetic(200, 50, 0.08, 27);
+  test::Scratch tmp;
+  for (Method m : {Method::kEf21Sgdm, Method::kEf21Sgd2m}) {
+    TrainConfig c = LogisticConfig(m, "rand", 4, 0.0, 2);
+    c.epochs = 3;
+    c.checkpoint_path = tmp("ck");
+    c.checkpoint_every = 150;
+    const auto lazy = ef::TrainErrorFeedbackDetailed(c, ds, {});
+    REQUIRE(lazy.lazy);
+    TrainConfig r = c;
+    r.checkpoint_path.clear();
+    r.resume_path = c.checkpoint_path;
+    const auto dense = ef::TrainErrorFeedbackDetailed(r, ds, {}, ef::InitKind::kStochastic,
+                                                      /*allow_lazy=*/false);
+    CAPTURE(MethodName(m));
+    CHECK_FALSE(dense.lazy);
+    CHECK(RelDiff(dense.result.x, lazy.result.x) < 1e-11);
+    CHECK(dense.result.samples == lazy.result.samples);
+    CHECK(dense.comm.uplink_indexed == lazy.comm.uplink_indexed);
   }
 }

@@ -334,12 +334,6 @@ TEST_CASE("Checkpoint: resuming another run is refused") {
   rc.fstar = 0.1;
   rc.checkpoint_every = 7;
   CHECK(Train(rc, SmallData()).status == TrainStatus::kOk);
-  // Error-feedback methods have no checkpoints.
-  rc = c;
-  rc.method = Method::kEf21;
-  rc.checkpoint_path = tmp("ef.ck");
-  CHECK_THROWS_WITH_AS(Train(rc, SmallData()), doctest::Contains("not supported"),
-                       std::invalid_argument);
 }
 
 TEST_CASE("Checkpoint: corrupt, truncated and foreign files are rejected cleanly") {

@@ -29,6 +29,9 @@
 // --test, --checkpoint-every and progress options may differ (they do not change the iterates);
 // --epochs may not (a longer run would checkpoint and average at different points).
 //
+// The error-feedback methods have their own format (ef_checkpoint.hpp, magic "MEMSGDEF"); each
+// reader refuses the other kind naming the methods it belongs to (kMismatch).
+//
 // Files are written atomically (temporary name + rename, WriteFileAtomically), so a run killed
 // while saving leaves the previous checkpoint intact.
 #pragma once
@@ -50,12 +53,18 @@ class CheckpointError : public std::runtime_error {
     kCorrupt,     // not a checkpoint, another version, truncated, checksum or size mismatch
     kMismatch,    // a valid checkpoint of a different run (options or data differ)
   };
-  CheckpointError(Kind kind, const std::string& message)
-      : std::runtime_error(message), kind_(kind) {}
+  // Over MPI ranks (memsgd-mpi), where the error was found: on every process alike (rank 0
+  // reports it), on this process only (it reports it), or on another process (this one stops
+  // because that one could not go on).
+  enum class Scope { kEveryProcess, kThisProcess, kElsewhere };
+  CheckpointError(Kind kind, const std::string& message, Scope scope = Scope::kEveryProcess)
+      : std::runtime_error(message), kind_(kind), scope_(scope) {}
   Kind GetKind() const noexcept { return kind_; }
+  Scope GetScope() const noexcept { return scope_; }
 
  private:
   Kind kind_;
+  Scope scope_;
 };
 
 struct CheckpointWorker {

@@ -90,6 +90,14 @@ struct Communication {
 
 // ---- the oracle -----------------------------------------------------------------------------
 
+// A worker's sampler as a checkpoint saves it: the permutation of its shard's positions, the
+// cursor into it and its random stream (the toy oracle: the stream alone).
+struct SamplerState {
+  std::vector<Offset> perm;
+  Offset cursor = 0;
+  Rng::State rng{};
+};
+
 class GradientOracle {
  public:
   virtual ~GradientOracle() = default;
@@ -108,6 +116,9 @@ class GradientOracle {
   // Samples one call costs (trace accounting).
   virtual Offset StochasticSamples(int i) const = 0;
   virtual Offset FullSamples(int i) const = 0;
+  // Worker i's sampler (checkpoints). The default: an oracle whose state cannot be saved.
+  virtual SamplerState Sampler(int i) const;
+  virtual void SetSampler(int i, const SamplerState& state);
 };
 
 // Initial g_i^0 (= v_i^0 = u_i^0) of ef21-sgd, ef21-sgdm and ef21-sgd2m: one minibatch stochastic
@@ -115,6 +126,34 @@ class GradientOracle {
 // local gradient (the EF21-SGD code of "Bells & Whistles"). ef21 always starts from the full
 // local gradient. Sent uncompressed once and counted.
 enum class InitKind { kStochastic, kFull };
+
+// ---- the state of a run (checkpoints: include/memsgd/ef_checkpoint.hpp) -----------------------
+
+// One worker's part of a run's state at a round boundary.
+struct WorkerState {
+  std::vector<double> state;   // g_i (EF21 family) or e_i (EF14); empty for sgd-compressed
+  std::vector<double> v, u;    // momenta: v_i, u_i in the dense form; ~v_i, ~u_i in the lazy one
+  double s = 1, a = 1, b = 0;  // lazy form: v_i = s ~v_i, u_i = a ~u_i + b ~v_i (dense: 1, 1, 0)
+  Rng::State rng{};            // the compressor's stream
+  double values_bits = 0, indexed_bits = 0;
+  Offset samples = 0;
+  SamplerState sampler;
+  std::uint64_t shard_hash = 0;  // ShardFingerprint of the worker's rows (set by the caller)
+};
+
+// Everything a run needs to continue from a round boundary exactly as if never stopped.
+struct RunState {
+  std::uint64_t config_hash = 0;  // RunFingerprint of the options (set by the caller)
+  Index d = 0;
+  Offset rounds = 0;  // the run's planned rounds
+  Offset round = 0;   // rounds done
+  double seconds = 0;  // training time so far
+  double gam = 0;      // lazy form: the sum of the steps so far (x is saved brought up to date)
+  std::vector<double> x, g;  // x^t; g^t (EF21 family, else empty)
+  double downlink_dense = 0, downlink_sparse = 0;
+  std::vector<WorkerState> workers;  // all n workers, in worker order
+  std::vector<TracePoint> trace;     // the trace so far (set by the caller)
+};
 
 struct Options {
   Method method = Method::kEf21Sgdm;
@@ -132,6 +171,9 @@ struct Options {
   // Where the workers run; nullptr: all in this process. The oracle holds the transport's
   // Local() workers (its worker l is the run's worker First() + l).
   Transport* transport = nullptr;
+  // Continue this state (its round, x, g and every worker's state; this process's workers taken
+  // from workers[First() ..]) instead of starting from x0. Checked by the caller.
+  const RunState* resume = nullptr;
 };
 
 struct Checkpoint {
@@ -140,6 +182,10 @@ struct Checkpoint {
   double seconds = 0;   // training time so far (checkpoints excluded)
   std::span<const double> x;
   Communication comm;
+  bool interrupted = false;  // the last call: options.stop was set
+  // The run's state now (a collective call: every process calls it at the same checkpoint, or
+  // none does). Holds this process's workers only; config_hash, shard_hash, trace unset.
+  std::function<RunState()> capture;
 };
 // Called at round 0 (after the initialisation), every eval_every rounds, at epoch ends and at the
 // end, with the training clock stopped. Returning false stops the run.
@@ -179,6 +225,9 @@ class DatasetOracle final : public GradientOracle {
   void AddStochastic(int i, std::span<const double> x, double scale,
                      std::span<double> out) override;
   void AddFull(int i, std::span<const double> x, double scale, std::span<double> out) override;
+  SamplerState Sampler(int i) const override;
+  // Throws std::invalid_argument unless perm is a permutation of the shard's positions.
+  void SetSampler(int i, const SamplerState& state) override;
   Offset StochasticSamples(int) const override { return batch_; }
   Offset FullSamples(int i) const override;
   const std::vector<std::vector<Offset>>& Shards() const { return shards_; }
@@ -186,7 +235,7 @@ class DatasetOracle final : public GradientOracle {
   Offset NextRow(int i);
 
  private:
-  struct alignas(kCacheLine) Sampler {
+  struct alignas(kCacheLine) RowSampler {
     std::vector<Offset> perm;  // positions in the shard
     Offset cursor = 0;
     Rng rng;
@@ -194,7 +243,7 @@ class DatasetOracle final : public GradientOracle {
   const Dataset* data_;
   Objective obj_;
   std::vector<std::vector<Offset>> shards_;
-  std::vector<Sampler> samplers_;
+  std::vector<RowSampler> samplers_;
   int batch_;
   bool with_replacement_;
   Offset total_rows_;
@@ -220,6 +269,8 @@ class QuadraticToyOracle final : public GradientOracle {
   void AddFull(int i, std::span<const double> x, double scale, std::span<double> out) override;
   Offset StochasticSamples(int) const override { return 1; }
   Offset FullSamples(int) const override { return 1; }
+  SamplerState Sampler(int i) const override;
+  void SetSampler(int i, const SamplerState& state) override;
 
  private:
   struct alignas(kCacheLine) PaddedRng {
@@ -251,6 +302,9 @@ RunResult RunLazy(const Options& options, DatasetOracle& oracle, const Dataset& 
 
 // ---- the data-set entry point ---------------------------------------------------------------
 
+// config.checkpoint_path / resume_path: the run is saved every config.checkpoint_every samples
+// (default: an epoch's) at the next checkpoint and when interrupted, atomically, by the process
+// that runs worker 0; resumed exactly (include/memsgd/ef_checkpoint.hpp).
 struct TrainDetails {
   TrainResult result;
   Communication comm;

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "memsgd/compressor.hpp"
@@ -40,6 +41,9 @@ class Transport {
   virtual void Sum(std::span<double> v) = 0;
   // Whether any process passed true (a stop request seen by one rank stops all at one round).
   virtual bool Any(bool flag) = 0;
+  // The process that runs worker 0 gets every process's bytes, in worker order; the others get
+  // nothing (checkpoints: that process writes the file).
+  virtual std::vector<std::string> Gather(std::string mine) = 0;
   // True when every worker is in this process (no collective is needed).
   virtual bool InProcess() const { return false; }
 };
@@ -60,6 +64,11 @@ class InProcessTransport final : public Transport {
   }
   void Sum(std::span<double>) override {}
   bool Any(bool flag) override { return flag; }
+  std::vector<std::string> Gather(std::string mine) override {
+    std::vector<std::string> all;
+    all.push_back(std::move(mine));
+    return all;
+  }
   bool InProcess() const override { return true; }
 
  private:

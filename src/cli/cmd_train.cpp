@@ -62,8 +62,6 @@ int RunTrain(int argc, char** argv) {
   const std::string& test_path = a.test_path;
   const std::string& model_path = a.model_path;
   const std::string& trace_path = a.trace_path;
-  const std::string& checkpoint_path = a.checkpoint_path;
-  const std::string& resume_path = a.resume_path;
   if (cfg.threads > 0 && !quiet) {
     const unsigned cores = std::thread::hardware_concurrency();
     if (cores > 0 && static_cast<unsigned>(cfg.threads) > cores)
@@ -156,12 +154,7 @@ int RunTrain(int argc, char** argv) {
     std::fprintf(stderr, "memsgd train: %s\n", e.what());
     return kUsage;
   }
-  if (res.resumed_from >= 0 && !quiet) {
-    std::fprintf(stderr, "resumed from %s at sample %lld (epoch %.4g)\n", resume_path.c_str(),
-                 static_cast<long long>(res.resumed_from),
-                 static_cast<double>(res.resumed_from) / n);
-  }
-  for (const auto& w : res.warnings) std::fprintf(stderr, "memsgd train: warning: %s\n", w.c_str());
+  PrintResumed(a, res, n, "memsgd train");
 
   // Outputs: written even when interrupted or diverged (the trace so far; the model when finite).
   try {
@@ -180,11 +173,7 @@ int RunTrain(int argc, char** argv) {
       std::fprintf(stderr, "memsgd train: %s\n", res.message.c_str());
       return kDiverged;
     case TrainStatus::kInterrupted:
-      std::fprintf(stderr, "memsgd train: interrupted after %lld samples; trace and model written "
-                   "so far\n", static_cast<long long>(res.samples));
-      if (!checkpoint_path.empty() && res.checkpoints_written > 0)
-        std::fprintf(stderr, "memsgd train: checkpoint saved to %s; continue with --resume %s\n",
-                     checkpoint_path.c_str(), checkpoint_path.c_str());
+      PrintInterrupted(a, res, "memsgd train");
       return kInterrupted;
     default:
       return kOk;

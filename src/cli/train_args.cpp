@@ -126,11 +126,13 @@ void AddTrainOptions(po::options_description& opts, TrainArgs& a) {
     ("model", po::value(&a.model_path), "write the model (LIBLINEAR format) to this file")
     ("trace", po::value(&a.trace_path), "write the trace CSV to this file")
     ("checkpoint", po::value(&a.checkpoint_path), "save the full training state to this file "
-     "(atomically) every --checkpoint-every samples and on Ctrl-C (sgd, mem-sgd, qsgd)")
+     "(atomically) every --checkpoint-every samples and on Ctrl-C (every method; memsgd-mpi: rank 0 "
+     "writes every rank's state)")
     ("checkpoint-every", po::value(&a.checkpoint_every), "samples between checkpoints, taken at the "
      "next evaluation point (default n: once per epoch)")
     ("resume", po::value(&a.resume_path), "continue the run saved in this checkpoint file (same "
-     "data and options; the sequential solver then ends bit for bit as if never stopped)")
+     "data and options; the sequential solver and the EF methods, whatever --threads, then end bit "
+     "for bit as if never stopped; EF methods: the same --workers / MPI rank count)")
     ("quiet,q", po::bool_switch(&a.quiet),
      "no progress lines; without --trace or --eval-every also no loss evaluation before the "
      "end (the result line's numbers are the final iterate's)");

@@ -116,4 +116,21 @@ void PrintResult(const TrainConfig& cfg, const TrainResult& res) {
   std::printf("\n");
 }
 
+void PrintResumed(const TrainArgs& a, const TrainResult& res, double rows, const char* who) {
+  if (res.resumed_from >= 0 && !a.quiet) {
+    std::fprintf(stderr, "resumed from %s at sample %lld (epoch %.4g)\n", a.resume_path.c_str(),
+                 static_cast<long long>(res.resumed_from),
+                 static_cast<double>(res.resumed_from) / rows);
+  }
+  for (const auto& w : res.warnings) std::fprintf(stderr, "%s: warning: %s\n", who, w.c_str());
+}
+
+void PrintInterrupted(const TrainArgs& a, const TrainResult& res, const char* who) {
+  std::fprintf(stderr, "%s: interrupted after %lld samples; trace and model written so far\n", who,
+               static_cast<long long>(res.samples));
+  if (!a.checkpoint_path.empty() && res.checkpoints_written > 0)
+    std::fprintf(stderr, "%s: checkpoint saved to %s; continue with --resume %s\n", who,
+                 a.checkpoint_path.c_str(), a.checkpoint_path.c_str());
+}
+
 }  // namespace memsgd::cli

@@ -13,6 +13,12 @@ int CheckOutputs(const TrainArgs& a, const char* who);
 // One progress line on stderr (a checkpoint of the trace).
 void PrintProgress(const TracePoint& p);
 
+// On stderr: "resumed from FILE at sample S (epoch E)" (unless --quiet) and the run's warnings.
+void PrintResumed(const TrainArgs& a, const TrainResult& res, double rows, const char* who);
+
+// On stderr, for an interrupted run: where it stopped and the checkpoint to continue from.
+void PrintInterrupted(const TrainArgs& a, const TrainResult& res, const char* who);
+
 // The result line on stdout (the last line of every run).
 void PrintResult(const TrainConfig& cfg, const TrainResult& res);
 

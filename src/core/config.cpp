@@ -76,9 +76,6 @@ void ValidateConfig(const TrainConfig& c, const Dataset& data) {
     fail("--k " + std::to_string(k.k) + " exceeds the number of features d = " +
          std::to_string(data.NumFeatures()));
   if (c.checkpoint_every < 0) fail("--checkpoint-every must be >= 1");
-  if (IsErrorFeedbackFamily(c.method) && (!c.checkpoint_path.empty() || !c.resume_path.empty()))
-    fail("--checkpoint and --resume are not supported for --method " + MethodName(c.method) +
-         " (only sgd, mem-sgd and qsgd)");
   if (IsErrorFeedbackFamily(c.method)) {
     if (c.workers < 1) fail("--workers must be >= 1");
     if (c.workers > data.NumRows()) fail("--workers exceeds the number of rows");

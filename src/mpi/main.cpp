@@ -23,6 +23,7 @@
 #include "shard.hpp"
 #include "train_args.hpp"
 #include "train_output.hpp"
+#include "memsgd/checkpoint.hpp"
 #include "memsgd/error_feedback.hpp"
 #include "memsgd/model_io.hpp"
 #include "memsgd/trace_io.hpp"
@@ -45,8 +46,12 @@ const char* const kHelp =
     "reads only its contiguous shard of DATA (a plain LIBSVM file on a file system all ranks\n"
     "see); the messages travel as --wire says and the bits reported are the bytes sent.\n"
     "--workers is the rank count, --split is contiguous, --threads is ignored; not supported:\n"
-    "qsgd, sgd, --fstar auto, --cache, --checkpoint/--resume (as for the EF methods in memsgd).\n"
-    "Rank 0 prints the progress and writes --model and --trace.";
+    "qsgd, sgd, --fstar auto, --cache.\n"
+    "Rank 0 prints the progress and writes --model, --trace and --checkpoint (it gathers every\n"
+    "rank's state); --resume reads the file on every rank and needs as many ranks as it has\n"
+    "workers (a checkpoint of `memsgd train --workers N --split contiguous` resumes here too).\n"
+    "SIGINT/SIGTERM to the ranks (Slurm at its time limit): every rank stops at the same round,\n"
+    "the checkpoint is saved, exit 130.";
 
 // The whole data set's f(x), |grad f(x)|^2 and accuracy from every rank's rows (collective).
 Evaluation Evaluate(const Objective& obj, const Dataset& local, std::span<const double> x,
@@ -211,6 +216,14 @@ int Train(int argc, char** argv, int rank, int size) {
     details = ef::TrainErrorFeedbackDetailed(
         cfg, shard.data, progress, cfg.ef_full_init ? ef::InitKind::kFull : ef::InitKind::kStochastic,
         true, &dist);
+  } catch (const CheckpointError& e) {
+    // Raised on every rank alike (the resume checks agree before any work): no rank waits.
+    using Scope = CheckpointError::Scope;
+    if (rank == 0 && e.GetScope() != Scope::kThisProcess)
+      std::fprintf(stderr, "%s: %s\n", kWho, e.what());
+    else if (e.GetScope() == Scope::kThisProcess)
+      std::fprintf(stderr, "%s: rank %d: %s\n", kWho, rank, e.what());
+    return e.GetKind() == CheckpointError::Kind::kMismatch ? cli::kUsage : cli::kDataError;
   } catch (const std::exception& e) {
     // The other ranks may be inside a collective: end the whole job.
     std::fprintf(stderr, "%s: rank %d: %s\n", kWho, rank, e.what());
@@ -227,8 +240,11 @@ int Train(int argc, char** argv, int rank, int size) {
                     static_cast<double>(transport.HeaderBytes()), transport.ExchangeSeconds(),
                     static_cast<double>(transport.InitBytes())};
   MPI_Allreduce(MPI_IN_PLACE, sent, 4, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-  if (rank != 0) return res.status == TrainStatus::kOk || res.status == TrainStatus::kReachedTarget
-                            ? cli::kOk : cli::kDiverged;
+  if (rank != 0) {  // the exit codes of rank 0 (mpirun reports the first non-zero one)
+    if (res.status == TrainStatus::kInterrupted) return cli::kInterrupted;
+    return res.status == TrainStatus::kDiverged ? cli::kDiverged : cli::kOk;
+  }
+  cli::PrintResumed(a, res, static_cast<double>(shard.total_rows), kWho);
   int rc = cli::kOk;
   try {
     if (!a.trace_path.empty()) WriteTraceCsv(res.trace, a.trace_path);
@@ -249,8 +265,7 @@ int Train(int argc, char** argv, int rank, int size) {
     return cli::kDiverged;
   }
   if (res.status == TrainStatus::kInterrupted) {
-    std::fprintf(stderr, "%s: interrupted after %lld samples; trace and model written so far\n",
-                 kWho, static_cast<long long>(res.samples));
+    cli::PrintInterrupted(a, res, kWho);
     return cli::kInterrupted;
   }
   return rc;

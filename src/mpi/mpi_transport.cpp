@@ -184,4 +184,31 @@ bool MpiTransport::Any(bool flag) {
   return f != 0;
 }
 
+std::vector<std::string> MpiTransport::Gather(std::string mine) {
+  // Checkpoint states: a few vectors of d doubles per rank, far below MPI's int counts.
+  if (mine.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw std::length_error("a rank's checkpoint state exceeds 2 GiB");
+  const int bytes = static_cast<int>(mine.size());
+  std::vector<int> sizes(rank_ == 0 ? static_cast<std::size_t>(size_) : 0);
+  MPI_Gather(&bytes, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, comm_);
+  std::vector<int> displs(sizes.size());
+  std::vector<char> all;
+  if (rank_ == 0) {
+    long long total = 0;
+    for (int r = 0; r < size_; ++r) {
+      if (total > std::numeric_limits<int>::max())
+        throw std::length_error("the ranks' checkpoint states exceed 2 GiB");
+      displs[static_cast<std::size_t>(r)] = static_cast<int>(total);
+      total += sizes[static_cast<std::size_t>(r)];
+    }
+    all.resize(static_cast<std::size_t>(total));
+  }
+  MPI_Gatherv(mine.data(), bytes, MPI_BYTE, all.data(), sizes.data(), displs.data(), MPI_BYTE, 0,
+              comm_);
+  std::vector<std::string> out;
+  for (std::size_t r = 0; r < sizes.size(); ++r)
+    out.emplace_back(all.data() + displs[r], static_cast<std::size_t>(sizes[r]));
+  return out;
+}
+
 }  // namespace memsgd::mpi

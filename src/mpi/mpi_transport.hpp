@@ -13,6 +13,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "memsgd/transport.hpp"
@@ -31,6 +32,7 @@ class MpiTransport final : public ef::Transport {
   void Allgather(std::span<const double> local, std::span<double> out, bool values) override;
   void Sum(std::span<double> v) override;
   bool Any(bool flag) override;
+  std::vector<std::string> Gather(std::string mine) override;
 
   // What this rank sent in the message exchanges (payload: the encoded messages; header: the
   // per-round counts), and how long the exchanges took (wall seconds, on this rank).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# memsgd-mpi against the in-process engine (CTest: mpi_same_iterates, mpi_errors, mpi_kill_rank).
+# memsgd-mpi against the in-process engine (CTest: mpi_same, mpi_errors, mpi_kill, mpi_resume).
 #   run.sh MPIRUN MEMSGD_MPI MEMSGD DATA_DIR WORK PART
 # Ranks talk over shared memory / loopback on this machine (--oversubscribe: more ranks than
 # cores is fine, they time-share).
@@ -98,5 +98,58 @@ if [[ $PART == kill ]]; then
   [[ $rc -ne 0 ]] || bad "killed rank: exit 0"
   ls "$WORK"/kill.model* >/dev/null 2>&1 && bad "killed rank: a model file was left"
   echo "checked: killed rank -> exit $rc, no model"
+fi
+if [[ $PART == resume ]]; then
+  # Checkpoints over ranks: saved by rank 0 (every rank's workers gathered), resumed on the same
+  # rank count to the very model and trace of the uninterrupted run, resumed in one process
+  # (--workers N) likewise; another rank count is refused on every rank, with no model.
+  notime() { cut -d, -f1,2,4- "$1"; }  # the trace without its seconds column
+  for spec in "ef21-sgdm top 5 0.001" "ef14-sgd rand 4 0" "mem-sgd top 3 0.001"; do
+    read -r m comp k lam <<<"$spec"
+    twin=$m; [[ $m == mem-sgd ]] && twin=ef14-sgd
+    opts=(--method "$m" --compressor "$comp" --k "$k" --lambda "$lam" --epochs 3 --gamma 0.05 --seed 7 -q)
+    rm -f "$WORK"/r.*
+    run 2 "$MPI_BIN" train "$SPARSE" "${opts[@]}" --model "$WORK/r.full.model" --trace "$WORK/r.full.csv" \
+      --checkpoint "$WORK/r.ck" --checkpoint-every 500 >/dev/null 2>&1 || { bad "$spec: saving run failed"; continue; }
+    [[ -s $WORK/r.ck ]] || { bad "$spec: no checkpoint"; continue; }
+    out=$(run 2 "$MPI_BIN" train "$SPARSE" "${opts[@]}" --model "$WORK/r.res.model" --trace "$WORK/r.res.csv" \
+          --resume "$WORK/r.ck" 2>&1) || bad "$spec: resume failed: $out"
+    cmp -s "$WORK/r.full.model" "$WORK/r.res.model" || bad "$spec: resumed model differs"
+    cmp -s <(notime "$WORK/r.full.csv") <(notime "$WORK/r.res.csv") || bad "$spec: resumed trace differs"
+    out=$("$MEMSGD" train "$SPARSE" "${opts[@]/#$m/$twin}" --workers 2 --model "$WORK/r.here.model" \
+          --resume "$WORK/r.ck" 2>&1) || bad "$spec: in-process resume failed: $out"
+    cmp -s "$WORK/r.full.model" "$WORK/r.here.model" || bad "$spec: in-process resume differs"
+    out=$(timeout 120 "$MPIRUN" --allow-run-as-root --oversubscribe -np 4 "$MPI_BIN" train "$SPARSE" \
+          "${opts[@]}" --model "$WORK/r.bad.model" --resume "$WORK/r.ck" 2>&1); rc=$?
+    [[ $rc -ne 0 && $rc -ne 124 ]] || bad "$spec: 4 ranks resumed a 2-rank checkpoint (exit $rc)"
+    [[ $(grep -c "2 workers; this run has 4 (one per MPI rank): resume it with mpirun -np 2" <<<"$out") == 1 ]] ||
+      bad "$spec: no single clear message for another rank count: $out"
+    [[ ! -e $WORK/r.bad.model ]] || bad "$spec: refused resume wrote a model"
+  done
+  # SIGTERM to every rank (what Slurm sends at the time limit): all stop at one round, rank 0
+  # saves, exit 130; the resumed run ends as the uninterrupted one.
+  opts=(--method ef21-sgdm --compressor top --k 5 --lambda 0.001 --epochs 2000 --gamma 0.05 --seed 7 -q)
+  rm -f "$WORK"/t.*
+  run 2 "$MPI_BIN" train "$SPARSE" "${opts[@]}" --model "$WORK/t.full.model" >/dev/null 2>&1 || bad "SIGTERM: full run failed"
+  "$MPIRUN" --allow-run-as-root --oversubscribe --bind-to none -np 2 "$MPI_BIN" train "$SPARSE" "${opts[@]}" \
+    --model "$WORK/t.cut.model" --checkpoint "$WORK/t.ck" --checkpoint-every 1000000000 >"$WORK/t.log" 2>&1 &
+  job=$!
+  ranks=""
+  for _ in $(seq 100); do
+    sleep 0.2
+    ranks=$(pgrep -f "^$MPI_BIN train $SPARSE") && [[ $(wc -w <<<"$ranks") == 2 ]] && break
+  done
+  sleep 1
+  [[ -n $ranks ]] && kill -TERM $ranks
+  for _ in $(seq 300); do kill -0 $job 2>/dev/null || break; sleep 0.2; done
+  if kill -0 $job 2>/dev/null; then bad "SIGTERM: the job still runs after 60 s"; pkill -9 -f "memsgd-mpi train $SPARSE"; fi
+  wait $job; rc=$?
+  [[ $rc -eq 130 ]] || bad "SIGTERM: exit $rc, not 130: $(cat "$WORK/t.log")"
+  grep -q "continue with --resume $WORK/t.ck" "$WORK/t.log" || bad "SIGTERM: no resume hint: $(cat "$WORK/t.log")"
+  out=$(run 2 "$MPI_BIN" train "$SPARSE" "${opts[@]}" --model "$WORK/t.res.model" --resume "$WORK/t.ck" 2>&1) ||
+    bad "SIGTERM: resume failed: $out"
+  cmp -s "$WORK/t.full.model" "$WORK/t.res.model" || bad "SIGTERM: resumed model differs"
+  ls "$WORK"/*.tmp.* >/dev/null 2>&1 && bad "a temporary file was left"
+  echo "checked: checkpoints over ranks"
 fi
 exit $fail

@@ -3,6 +3,8 @@
 // 2-3; design notes in docs/error_feedback.md.
 #include "memsgd/error_feedback.hpp"
 
+#include "memsgd/ef_checkpoint.hpp"
+
 #include "memsgd/kernels/topk.hpp"
 
 #include <tbb/blocked_range.h>
@@ -120,11 +122,18 @@ class EngineBase {
 
   RunResult Run(const Observer& observer) {
     RunResult res;
-    const auto t0 = Clock::now();
-    Start();
-    seconds_ += Seconds(t0);
-    bool go = Notify(observer, 0);
     Offset t = 0;
+    bool go = true;
+    if (o_.resume) {
+      Restore(*o_.resume);  // its round was notified by the run that saved it
+      t = o_.resume->round;
+      last_notified_ = t;
+    } else {
+      const auto t0 = Clock::now();
+      Start();
+      seconds_ += Seconds(t0);
+      go = Notify(observer, 0);
+    }
     while (go && t < o_.rounds) {
       bool stop = o_.stop && o_.stop->load(std::memory_order_relaxed);
       if (!tr_->InProcess()) stop = tr_->Any(stop);  // every process stops at the same round
@@ -140,7 +149,8 @@ class EngineBase {
                       (o_.rounds_per_epoch > 0 && t % o_.rounds_per_epoch == 0);
       if (at) go = Notify(observer, t);
     }
-    if (res.interrupted && t > 0 && t != last_notified_) Notify(observer, t);
+    // The last call (the observer may save the state; the round may have been notified already).
+    if (res.interrupted) Notify(observer, t, /*interrupted=*/true);
     res.stopped = !go;
     Materialise();
     res.x = x_;
@@ -200,6 +210,60 @@ class EngineBase {
   virtual void Start() = 0;
   virtual void Round(Offset t) = 0;
   virtual void Materialise() {}
+  // The form's own part of a worker's state (momenta), and what it rebuilds after a restore.
+  virtual void SaveForm(const Worker& w, WorkerState& out) const = 0;
+  virtual void RestoreForm(const WorkerState& in, Worker& w) = 0;
+  virtual void Restored(const RunState&) {}
+  virtual double StepSum() const { return 0; }
+
+  // The state at round t (x brought up to date), this process's workers only.
+  RunState Capture(Offset t) {
+    Materialise();
+    RunState st;
+    st.d = d_;
+    st.rounds = o_.rounds;
+    st.round = t;
+    st.seconds = seconds_;
+    st.gam = StepSum();
+    st.x = x_;
+    st.g = g_;
+    st.downlink_dense = comm_.downlink_dense;
+    st.downlink_sparse = comm_.downlink_sparse;
+    st.workers.resize(static_cast<std::size_t>(local_));
+    for (int l = 0; l < local_; ++l) {
+      const auto& w = workers_[Z(l)];
+      auto& out = st.workers[Z(l)];
+      out.state = w.state;
+      out.rng = w.rng.GetState();
+      out.values_bits = w.values_bits;
+      out.indexed_bits = w.indexed_bits;
+      out.samples = w.samples;
+      out.sampler = oracle_.Sampler(l);
+      SaveForm(w, out);
+    }
+    return st;
+  }
+
+  // Continues st (checked by the caller: sizes, worker count, this process's samplers).
+  void Restore(const RunState& st) {
+    x_ = st.x;
+    if (ef21_) g_ = st.g;
+    comm_.downlink_dense = st.downlink_dense;
+    comm_.downlink_sparse = st.downlink_sparse;
+    seconds_ = st.seconds;
+    for (int l = 0; l < local_; ++l) {
+      const auto& in = st.workers[Z(first_ + l)];
+      auto& w = workers_[Z(l)];
+      if (!w.state.empty()) std::copy(in.state.begin(), in.state.end(), w.state.begin());
+      w.rng.SetState(in.rng);
+      w.values_bits = in.values_bits;
+      w.indexed_bits = in.indexed_bits;
+      w.samples = in.samples;
+      oracle_.SetSampler(l, in.sampler);
+      RestoreForm(in, w);
+    }
+    Restored(st);
+  }
 
   // f(l) for this process's workers l = 0 .. local_ - 1 (the run's workers first_ + l).
   template <class F>
@@ -334,7 +398,7 @@ class EngineBase {
     return c;
   }
 
-  bool Notify(const Observer& observer, Offset t) {
+  bool Notify(const Observer& observer, Offset t, bool interrupted = false) {
     last_notified_ = t;
     if (!observer) return true;
     Materialise();
@@ -344,6 +408,8 @@ class EngineBase {
     cp.seconds = seconds_;
     cp.x = x_;
     cp.comm = Comm(t);
+    cp.interrupted = interrupted;
+    cp.capture = [this, t] { return Capture(t); };
     return observer(cp);
   }
 
@@ -386,6 +452,21 @@ class Engine final : public EngineBase<GradientOracle, DenseWorker> {
       if (!w.v.empty()) w.v = w.state;
       if (!w.u.empty()) w.u = w.state;
     });
+  }
+
+  void SaveForm(const DenseWorker& w, WorkerState& out) const override {
+    out.v = w.v;
+    out.u = w.u;
+  }
+  // A lazy form's ~v, ~u and scalars are folded (v = s ~v, u = a ~u + b ~v); absent: zeros.
+  void RestoreForm(const WorkerState& in, DenseWorker& w) override {
+    const bool folded = in.s == 1 && in.a == 1 && in.b == 0;
+    for (std::size_t j = 0; j < w.v.size(); ++j) {
+      const double v = in.v.empty() ? 0.0 : in.v[j];
+      const double u = in.u.empty() ? 0.0 : in.u[j];
+      if (!w.u.empty()) w.u[j] = folded ? u : in.a * u + in.b * v;
+      w.v[j] = folded ? v : in.s * v;
+    }
   }
 
   void ToWire(SparseUpdate& msg) const noexcept {
@@ -518,6 +599,39 @@ Offset DatasetOracle::NextRow(int i) {
   return shard[Z(s.perm[Z(s.cursor++)])];
 }
 
+SamplerState GradientOracle::Sampler(int) const {
+  throw std::logic_error("this gradient oracle's state cannot be saved (no checkpoints)");
+}
+void GradientOracle::SetSampler(int, const SamplerState&) {
+  throw std::logic_error("this gradient oracle's state cannot be restored (no checkpoints)");
+}
+
+SamplerState DatasetOracle::Sampler(int i) const {
+  const auto& s = samplers_[static_cast<std::size_t>(i)];
+  return {s.perm, s.cursor, s.rng.GetState()};
+}
+
+void DatasetOracle::SetSampler(int i, const SamplerState& state) {
+  auto& s = samplers_[static_cast<std::size_t>(i)];
+  const std::size_t m = shards_[static_cast<std::size_t>(i)].size();
+  if (state.perm.size() != m)
+    throw std::invalid_argument("worker " + std::to_string(i) + "'s sampler walks " +
+                                std::to_string(state.perm.size()) + " rows, its shard has " +
+                                std::to_string(m));
+  std::vector<std::uint8_t> seen(m, 0);
+  for (Offset p : state.perm) {
+    if (p < 0 || static_cast<std::size_t>(p) >= m || seen[Z(p)])
+      throw std::invalid_argument("worker " + std::to_string(i) +
+                                  "'s sampler order is not a permutation of its shard");
+    seen[Z(p)] = 1;
+  }
+  if (state.cursor < 0 || static_cast<std::size_t>(state.cursor) > m)
+    throw std::invalid_argument("worker " + std::to_string(i) + "'s sampler cursor is outside its shard");
+  s.perm = state.perm;
+  s.cursor = state.cursor;
+  s.rng.SetState(state.rng);
+}
+
 namespace {
 // Row kernels with the Mem-SGD solver's arithmetic (src/core/engine/step_kernels.hpp): sparse rows in
 // index order, dense rows in the fixed 16-lane order of kernels::DotDense / AxpyDense.
@@ -597,6 +711,13 @@ void QuadraticToyOracle::AddStochastic(int i, std::span<const double> x, double 
     out[0] += scale * (x[0] + sigma_ * z * inv);
     out[1] += scale * (x[1] - sigma_ * z * 0.8 * inv);
   }
+}
+
+SamplerState QuadraticToyOracle::Sampler(int i) const {
+  return {{}, 0, rngs_[static_cast<std::size_t>(i)].rng.GetState()};
+}
+void QuadraticToyOracle::SetSampler(int i, const SamplerState& state) {
+  rngs_[static_cast<std::size_t>(i)].rng.SetState(state.rng);
 }
 
 void QuadraticToyOracle::AddFull(int, std::span<const double> x, double scale,
@@ -759,6 +880,32 @@ class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
         if (!w.ut.empty()) w.ut = w.state;
       });
     }
+    if (top_ && o_.method != Method::kSgdCompressed)
+      for (auto& w : workers_) w.tree.Build(w.state);
+  }
+
+  void SaveForm(const LazyWorker& w, WorkerState& out) const override {
+    out.v = w.vt;
+    out.u = w.ut;
+    out.s = w.s;
+    out.a = w.a;
+    out.b = w.b;
+  }
+  void RestoreForm(const WorkerState& in, LazyWorker& w) override {
+    if (!momentum_) return;  // eta = 1: no history
+    for (std::size_t j = 0; j < w.vt.size(); ++j) {
+      w.vt[j] = in.v.empty() ? 0.0 : in.v[j];
+      if (second_) w.ut[j] = in.u.empty() ? 0.0 : in.u[j];
+    }
+    w.s = in.s;
+    w.a = in.a;
+    w.b = in.b;
+  }
+  double StepSum() const override { return gam_; }
+  // x was saved brought up to date at the step sum Gam: every Gam_j = Gam.
+  void Restored(const RunState& st) override {
+    gam_ = st.gam;
+    if (ef21_) gam_at_.assign(gam_at_.size(), gam_);
     if (top_ && o_.method != Method::kSgdCompressed)
       for (auto& w : workers_) w.tree.Build(w.state);
   }
@@ -962,6 +1109,80 @@ RunResult RunLazy(const Options& options, DatasetOracle& oracle, const Dataset& 
 
 // ---- data-set entry point -------------------------------------------------------------------
 
+namespace {
+
+// Runs f on every process; if it throws on any, it throws on all (a process whose f succeeded
+// stops with a CheckpointError of scope kElsewhere), so that no process is left waiting in a
+// collective call.
+template <class F>
+void Together(Transport& tr, const std::string& file, F&& f) {
+  std::exception_ptr err;
+  try {
+    f();
+  } catch (...) {
+    err = std::current_exception();
+  }
+  if (!tr.Any(err != nullptr)) return;
+  if (err) std::rethrow_exception(err);
+  throw CheckpointError(CheckpointError::Kind::kCorrupt,
+                        "checkpoint '" + file + "' could not be resumed on another process",
+                        CheckpointError::Scope::kElsewhere);
+}
+
+// The checks of a checkpoint to resume, before any work: the same worker count, d, options and
+// (for this process's workers) rows and shard sizes.
+void CheckResume(const RunState& st, const std::string& f, const TrainConfig& config,
+                 const Options& o, std::uint64_t fingerprint, DatasetOracle& oracle, int workers,
+                 int first, bool distributed, std::span<const std::uint64_t> shard_hashes) {
+  using Kind = CheckpointError::Kind;
+  using Scope = CheckpointError::Scope;
+  const auto have = static_cast<int>(st.workers.size());
+  if (have != workers) {
+    throw CheckpointError(
+        Kind::kMismatch,
+        "checkpoint '" + f + "' was written by a run with " + std::to_string(have) +
+            " workers; this run has " + std::to_string(workers) +
+            (distributed ? " (one per MPI rank): resume it with mpirun -np " + std::to_string(have)
+                         : ": resume it with --workers " + std::to_string(have) +
+                               " (or over " + std::to_string(have) + " MPI ranks)"));
+  }
+  const Index d = oracle.Dim();
+  if (st.d != d)
+    throw CheckpointError(Kind::kMismatch, "checkpoint '" + f + "' was written for other training "
+                          "data (checkpoint: d=" + std::to_string(st.d) + "; now: d=" +
+                          std::to_string(d) + ")");
+  if (st.config_hash != fingerprint || st.rounds != o.rounds)
+    throw CheckpointError(
+        Kind::kMismatch,
+        "checkpoint '" + f + "' was written by a run with other options; resume with the same "
+        "--method, --compressor, --k, --objective, --lambda, --step, --gamma, --shift, --eta, "
+        "--ef-init, --batch, --workers, --split, --sampling, --epochs, --eval-every, --seed, "
+        "--init-std and --wire (--threads may differ)");
+  auto corrupt = [&](const std::string& why, Scope scope = Scope::kEveryProcess) {
+    return CheckpointError(Kind::kCorrupt, "checkpoint '" + f + "' is inconsistent: " + why, scope);
+  };
+  const auto dd = static_cast<std::size_t>(d);
+  if (IsEf21Family(config.method) != (st.g.size() == dd)) throw corrupt("g");
+  for (const auto& w : st.workers)
+    if ((config.method == Method::kSgdCompressed) != w.state.empty()) throw corrupt("a worker's state");
+  for (int l = 0; l < oracle.Workers(); ++l) {
+    const auto& w = st.workers[Z(first + l)];
+    if (w.shard_hash != shard_hashes[Z(l)])
+      throw CheckpointError(Kind::kMismatch,
+                            "checkpoint '" + f + "' was written for other training data: worker " +
+                                std::to_string(first + l) + "'s rows differ (another file, "
+                                "--normalize, --positive-label or --split?)",
+                            Scope::kThisProcess);
+    try {
+      oracle.SetSampler(l, w.sampler);  // checked here; the engine sets it again
+    } catch (const std::invalid_argument& e) {
+      throw corrupt(e.what(), Scope::kThisProcess);
+    }
+  }
+}
+
+}  // namespace
+
 TrainDetails TrainErrorFeedbackDetailed(const TrainConfig& config, const Dataset& data,
                                         const TraceCallback& on_point, InitKind init,
                                         bool allow_lazy, const Distributed* dist) {
@@ -991,6 +1212,8 @@ TrainDetails TrainErrorFeedbackDetailed(const TrainConfig& config, const Dataset
   }
   DatasetOracle oracle(data, config.objective, std::move(shards), config.batch,
                        config.with_replacement, config.seed, first, n);
+  InProcessTransport in_process(workers);
+  Transport& tr = dist ? *dist->transport : in_process;
 
   Options o;
   o.method = config.method;
@@ -1003,7 +1226,7 @@ TrainDetails TrainErrorFeedbackDetailed(const TrainConfig& config, const Dataset
   o.seed = config.seed;
   o.stop = config.stop;
   o.wire = config.wire;
-  o.transport = dist ? dist->transport : nullptr;
+  o.transport = &tr;
   // An epoch: every worker passes once over its shard. ef21 does that every round.
   const Offset per_round = config.method == Method::kEf21
                                ? n
@@ -1024,8 +1247,61 @@ TrainDetails TrainErrorFeedbackDetailed(const TrainConfig& config, const Dataset
   }
 
   TrainResult& res = out.result;
-  auto observer = [&](const Checkpoint& cp) {
-    if (!config.evaluate && cp.round != o.rounds) return true;
+
+  // Checkpoints (include/memsgd/ef_checkpoint.hpp).
+  const bool saving = !config.checkpoint_path.empty();
+  std::vector<std::uint64_t> shard_hashes;
+  std::uint64_t fingerprint = 0;
+  if (saving || !config.resume_path.empty()) {
+    fingerprint = RunFingerprint(config, o);
+    for (const auto& shard : oracle.Shards()) shard_hashes.push_back(ShardFingerprint(data, shard));
+  }
+  RunState resumed;
+  if (!config.resume_path.empty()) {
+    Together(tr, config.resume_path, [&] {
+      try {
+        resumed = ReadRunState(config.resume_path);
+      } catch (const CheckpointError& e) {
+        throw CheckpointError(e.GetKind(), e.what(), CheckpointError::Scope::kThisProcess);
+      }
+      CheckResume(resumed, config.resume_path, config, o, fingerprint, oracle, workers, first,
+                  dist != nullptr, shard_hashes);
+    });
+    o.resume = &resumed;
+    res.trace = resumed.trace;
+    res.resumed_from = 0;
+    for (const auto& w : resumed.workers) res.resumed_from += w.samples;
+  }
+  const Offset save_every = config.checkpoint_every > 0 ? config.checkpoint_every : n;
+  Offset last_saved = std::max<Offset>(0, res.resumed_from);
+  // A collective call (every process decides alike: the same rounds, samples and evaluations).
+  auto save = [&](const Checkpoint& cp) {
+    RunState st = cp.capture();
+    for (std::size_t l = 0; l < st.workers.size(); ++l) st.workers[l].shard_hash = shard_hashes[l];
+    if (!tr.InProcess()) {
+      std::vector<std::string> parts = tr.Gather(SerializeWorkers(st.workers));
+      if (tr.First() != 0) return;  // the process of worker 0 writes
+      st.workers.clear();
+      for (const auto& part : parts) {
+        auto ws = ParseWorkers(part, config.checkpoint_path);
+        for (auto& w : ws) st.workers.push_back(std::move(w));
+      }
+    }
+    st.config_hash = fingerprint;
+    st.trace = res.trace;
+    try {
+      WriteRunState(config.checkpoint_path, st);
+      ++res.checkpoints_written;
+    } catch (const std::exception& e) {
+      res.warnings.push_back(std::string("checkpoint not saved: ") + e.what());
+    }
+  };
+
+  // The trace point of a checkpoint (an interrupt at a round already evaluated adds none; one
+  // is evaluated even without --trace: the result line reports it).
+  auto observe = [&](const Checkpoint& cp) {
+    if (!config.evaluate && cp.round != o.rounds && !cp.interrupted) return true;
+    if (cp.interrupted && !res.trace.empty() && res.trace.back().samples == cp.samples) return true;
     TracePoint p;
     p.samples = cp.samples;
     p.epoch = static_cast<double>(cp.round) / static_cast<double>(rpe);
@@ -1053,6 +1329,19 @@ TrainDetails TrainErrorFeedbackDetailed(const TrainConfig& config, const Dataset
       return false;
     }
     return true;
+  };
+
+  // At an interrupt the state is saved before the trace point of the stop is added (the resumed
+  // run's trace is then the uninterrupted run's); elsewhere after the checkpoint's point.
+  auto observer = [&](const Checkpoint& cp) {
+    if (cp.interrupted && saving && res.status == TrainStatus::kOk && cp.round < o.rounds) save(cp);
+    const bool go = observe(cp);
+    if (!cp.interrupted && saving && res.status == TrainStatus::kOk && cp.round < o.rounds &&
+        cp.samples - last_saved >= save_every) {
+      save(cp);
+      last_saved = cp.samples;
+    }
+    return go;
   };
 
   const bool lazy = allow_lazy && LazyApplicable(config, data);

@@ -160,7 +160,7 @@ class Runner {
         FoldLazyIterate();
         res.status = TrainStatus::kInterrupted;
         res.message = "interrupted";
-        if (res.trace.empty() || res.trace.back().samples != samples_) Checkpoint(res);
+        if (res.trace.empty() || res.trace.back().samples != samples_) Checkpoint(res, true);
         break;
       }
       if (!mid_segment && t % n_ == 0 && !c_.with_replacement) Shuffle();
@@ -191,7 +191,7 @@ class Runner {
           res.message = DivergedMessage();
         }
         if (c_.threads > 0 && c_.averaging != AveragingKind::kFinal) AverageSnapshot(samples_);
-        Checkpoint(res);  // the trace point where it stopped (the model written is this one)
+        Checkpoint(res, true);  // the trace point where it stopped (the model written is this one)
         break;
       }
       // The segment is complete (a stop request that came after its last step is handled at
@@ -603,8 +603,9 @@ class Runner {
     for (std::size_t j = 0; j < x_.size(); ++j) avg_[j] += rho * (x_[j] - avg_[j]);
   }
 
-  void Checkpoint(TrainResult& res) {
-    if (!c_.evaluate && samples_ != total_) return;
+  // last: where the run stops early (evaluated even without --trace: the result line reports it).
+  void Checkpoint(TrainResult& res, bool last = false) {
+    if (!c_.evaluate && samples_ != total_ && !last) return;
     const std::span<const double> xe = c_.averaging == AveragingKind::kFinal
                                            ? std::span<const double>(x_)
                                            : std::span<const double>(avg_);

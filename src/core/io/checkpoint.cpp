@@ -13,143 +13,17 @@
 #include <span>
 #include <type_traits>
 
-#include "memsgd/trace_io.hpp"
+#include "memsgd/atomic_file.hpp"
+#include "binary.hpp"
 
 namespace memsgd {
 
+using io::Hasher;
+using io::In;
+using io::Out;
+
 namespace {
-
-static_assert(std::endian::native == std::endian::little,
-              "checkpoint files are little-endian; big-endian hosts are not supported");
-
-constexpr char kMagic[8] = {'M', 'E', 'M', 'S', 'G', 'D', 'C', 'K'};
 constexpr std::uint32_t kVersion = 3;
-constexpr std::uint32_t kByteOrderMark = 0x01020304;
-constexpr std::size_t kHeaderBytes = 8 + 4 + 4 + 8 + 8;
-
-// A fast non-cryptographic 64-bit hash over 8-byte words (checksums and fingerprints).
-class Hasher {
- public:
-  void Word(std::uint64_t w) noexcept {
-    h_ ^= w + 0x9e3779b97f4a7c15ULL + (h_ << 6) + (h_ >> 2);
-    h_ *= 0xff51afd7ed558ccdULL;
-    h_ ^= h_ >> 29;
-  }
-  void Double(double v) noexcept { Word(std::bit_cast<std::uint64_t>(v)); }
-  void Bytes(const void* data, std::size_t n) noexcept {
-    const auto* p = static_cast<const unsigned char*>(data);
-    Word(n);
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      std::uint64_t w;
-      std::memcpy(&w, p + i, 8);
-      Word(w);
-    }
-    if (i < n) {
-      std::uint64_t w = 0;
-      std::memcpy(&w, p + i, n - i);
-      Word(w);
-    }
-  }
-  template <class T>
-  void Span(std::span<const T> s) noexcept {
-    Bytes(s.data(), s.size_bytes());
-  }
-  std::uint64_t Value() const noexcept {
-    std::uint64_t z = h_;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-
- private:
-  std::uint64_t h_ = 0x6a09e667f3bcc908ULL;
-};
-
-std::uint64_t Checksum(const char* p, std::size_t n) {
-  Hasher h;
-  h.Bytes(p, n);
-  return h.Value();
-}
-
-// ---- writing
-
-class Out {
- public:
-  template <class T>
-  void Put(T v) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    s_.append(reinterpret_cast<const char*>(&v), sizeof v);
-  }
-  template <class T>
-  void Vec(const std::vector<T>& v) {
-    Put<std::uint64_t>(v.size());
-    if (!v.empty()) s_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
-  }
-  void PutRng(const Rng::State& r) {
-    for (auto w : r.s) Put<std::uint64_t>(w);
-    Put<double>(r.spare);
-    Put<std::uint8_t>(r.has_spare ? 1 : 0);
-  }
-  std::string& Str() { return s_; }
-
- private:
-  std::string s_;
-};
-
-// ---- reading: every read is bounds-checked; a length is trusted only if the bytes exist.
-
-class In {
- public:
-  In(const char* p, std::size_t n, const std::string& shown) : p_(p), end_(p + n), shown_(shown) {}
-
-  template <class T>
-  T Get() {
-    static_assert(std::is_trivially_copyable_v<T>);
-    Need(sizeof(T));
-    T v;
-    std::memcpy(&v, p_, sizeof v);
-    p_ += sizeof v;
-    return v;
-  }
-  template <class T>
-  std::vector<T> Vec(const char* what) {
-    const auto n = Get<std::uint64_t>();
-    if (n > static_cast<std::uint64_t>(end_ - p_) / sizeof(T)) Bad(std::string(what) + " is truncated");
-    std::vector<T> v(static_cast<std::size_t>(n));
-    if (!v.empty()) std::memcpy(v.data(), p_, v.size() * sizeof(T));
-    p_ += v.size() * sizeof(T);
-    return v;
-  }
-  Rng::State GetRng() {
-    Rng::State r{};
-    for (auto& w : r.s) w = Get<std::uint64_t>();
-    r.spare = Get<double>();
-    const auto flag = Get<std::uint8_t>();
-    if (flag > 1) Bad("bad RNG state");
-    r.has_spare = flag == 1;
-    return r;
-  }
-  std::uint64_t Count(std::size_t min_bytes_each, const char* what) {
-    const auto n = Get<std::uint64_t>();
-    if (n > static_cast<std::uint64_t>(end_ - p_) / min_bytes_each) Bad(std::string(what) + " is truncated");
-    return n;
-  }
-  bool AtEnd() const noexcept { return p_ == end_; }
-  [[noreturn]] void Bad(const std::string& why) const {
-    throw CheckpointError(CheckpointError::Kind::kCorrupt,
-                          "checkpoint '" + shown_ + "' is corrupt: " + why);
-  }
-
- private:
-  void Need(std::size_t n) const {
-    if (static_cast<std::size_t>(end_ - p_) < n) Bad("unexpected end of data");
-  }
-  const char* p_;
-  const char* end_;
-  const std::string& shown_;
-};
-
 }  // namespace
 
 std::uint64_t ConfigFingerprint(const TrainConfig& c, const Dataset& data) {
@@ -237,55 +111,13 @@ std::string SerializeCheckpoint(const CheckpointState& st) {
     o.Put<std::int64_t>(w.steps);
     o.Put<std::int64_t>(w.segment_steps);
   }
-  o.Put<std::uint64_t>(st.trace.size());
-  for (const auto& p : st.trace) {
-    o.Put<double>(p.epoch);
-    o.Put<std::int64_t>(p.samples);
-    o.Put<double>(p.seconds);
-    o.Put<double>(p.loss);
-    o.Put<double>(p.suboptimality);
-    o.Put<double>(p.grad_norm2);
-    o.Put<double>(p.test_accuracy);
-    o.Put<double>(p.train_accuracy);
-    o.Put<double>(p.bits);
-  }
-  const std::string& payload = o.Str();
-  std::string file(kMagic, sizeof kMagic);
-  auto put = [&](auto v) { file.append(reinterpret_cast<const char*>(&v), sizeof v); };
-  put(kVersion);
-  put(kByteOrderMark);
-  put(static_cast<std::uint64_t>(payload.size()));
-  put(Checksum(payload.data(), payload.size()));
-  file += payload;
-  return file;
+  o.PutTrace(st.trace);
+  return io::Frame(io::kMemSgdMagic, kVersion, o.Str());
 }
 
 CheckpointState ParseCheckpoint(const std::string& bytes, const std::string& shown) {
-  In head(bytes.data(), std::min(bytes.size(), kHeaderBytes), shown);
-  if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
-    throw CheckpointError(CheckpointError::Kind::kCorrupt,
-                          "'" + shown + "' is not a memsgd checkpoint (bad magic bytes)");
-  }
-  if (bytes.size() < kHeaderBytes) head.Bad("truncated header");
-  for (std::size_t i = 0; i < sizeof kMagic; ++i) (void)head.Get<char>();
-  const auto version = head.Get<std::uint32_t>();
-  if (version != kVersion) {
-    throw CheckpointError(CheckpointError::Kind::kCorrupt,
-                          "checkpoint '" + shown + "' has format version " +
-                              std::to_string(version) + "; this memsgd reads version " +
-                              std::to_string(kVersion));
-  }
-  if (head.Get<std::uint32_t>() != kByteOrderMark) head.Bad("written with another byte order");
-  const auto length = head.Get<std::uint64_t>();
-  const auto checksum = head.Get<std::uint64_t>();
-  if (length != bytes.size() - kHeaderBytes) {
-    head.Bad("payload length " + std::to_string(length) + " but " +
-             std::to_string(bytes.size() - kHeaderBytes) + " bytes follow the header (truncated?)");
-  }
-  const char* payload = bytes.data() + kHeaderBytes;
-  if (Checksum(payload, length) != checksum) head.Bad("checksum mismatch");
-
-  In in(payload, length, shown);
+  const std::string_view payload = io::Unframe(bytes, shown, io::kMemSgdMagic, kVersion);
+  In in(payload.data(), payload.size(), shown);
   CheckpointState st;
   st.config_hash = in.Get<std::uint64_t>();
   st.data_hash = in.Get<std::uint64_t>();
@@ -352,19 +184,7 @@ CheckpointState ParseCheckpoint(const std::string& bytes, const std::string& sho
     st.workers.push_back(std::move(wk));
   }
   if (steps != st.samples || seg != st.samples - st.segment_begin) in.Bad("step counts do not add up");
-  const std::uint64_t np = in.Count(72, "trace");
-  st.trace.resize(static_cast<std::size_t>(np));
-  for (auto& p : st.trace) {
-    p.epoch = in.Get<double>();
-    p.samples = in.Get<std::int64_t>();
-    p.seconds = in.Get<double>();
-    p.loss = in.Get<double>();
-    p.suboptimality = in.Get<double>();
-    p.grad_norm2 = in.Get<double>();
-    p.test_accuracy = in.Get<double>();
-    p.train_accuracy = in.Get<double>();
-    p.bits = in.Get<double>();
-  }
+  st.trace = in.GetTrace();
   if (!in.AtEnd()) in.Bad("trailing bytes");
   return st;
 }
@@ -374,6 +194,50 @@ void WriteCheckpoint(const std::string& path, const CheckpointState& state) {
 }
 
 CheckpointState ReadCheckpoint(const std::string& path) {
+  return ParseCheckpoint(io::ReadWholeFile(path), path);
+}
+
+namespace io {
+
+std::string_view Unframe(const std::string& bytes, const std::string& shown, std::string_view magic,
+                         std::uint32_t version) {
+  In head(bytes.data(), std::min(bytes.size(), kCheckpointHeaderBytes), shown);
+  const std::string_view got(bytes.data(), std::min(bytes.size(), magic.size()));
+  if (got != magic) {
+    if (got == kMemSgdMagic || got == kErrorFeedbackMagic) {
+      const bool ef = got == kErrorFeedbackMagic;
+      throw CheckpointError(CheckpointError::Kind::kMismatch,
+                            "checkpoint '" + shown + "' was written by " +
+                                (ef ? "an error-feedback method (--method ef14-sgd, ef21, ...)"
+                                    : "--method sgd, mem-sgd or qsgd") +
+                                "; resume it with the method that wrote it");
+    }
+    throw CheckpointError(CheckpointError::Kind::kCorrupt,
+                          "'" + shown + "' is not a memsgd checkpoint (bad magic bytes)");
+  }
+  if (bytes.size() < kCheckpointHeaderBytes) head.Bad("truncated header");
+  for (std::size_t i = 0; i < magic.size(); ++i) (void)head.Get<char>();
+  const auto file_version = head.Get<std::uint32_t>();
+  if (file_version != version) {
+    throw CheckpointError(CheckpointError::Kind::kCorrupt,
+                          "checkpoint '" + shown + "' has format version " +
+                              std::to_string(file_version) + "; this memsgd reads version " +
+                              std::to_string(version));
+  }
+  if (head.Get<std::uint32_t>() != kByteOrderMark) head.Bad("written with another byte order");
+  const auto length = head.Get<std::uint64_t>();
+  const auto checksum = head.Get<std::uint64_t>();
+  if (length != bytes.size() - kCheckpointHeaderBytes) {
+    head.Bad("payload length " + std::to_string(length) + " but " +
+             std::to_string(bytes.size() - kCheckpointHeaderBytes) +
+             " bytes follow the header (truncated?)");
+  }
+  const char* payload = bytes.data() + kCheckpointHeaderBytes;
+  if (Checksum(payload, length) != checksum) head.Bad("checksum mismatch");
+  return {payload, static_cast<std::size_t>(length)};
+}
+
+std::string ReadWholeFile(const std::string& path) {
   auto fail = [&](const std::string& why) -> CheckpointError {
     return CheckpointError(CheckpointError::Kind::kUnreadable,
                            "cannot read checkpoint '" + path + "': " + why);
@@ -396,7 +260,9 @@ CheckpointState ReadCheckpoint(const std::string& path) {
   const int err = errno;
   std::fclose(f);
   if (error) throw fail(std::strerror(err));
-  return ParseCheckpoint(bytes, path);
+  return bytes;
 }
+
+}  // namespace io
 
 }  // namespace memsgd
