@@ -58,9 +58,11 @@ TEST_CASE("kernel options parse and describe") {
   CHECK(o.topk == TopKKernel::kHeap);
   CHECK(o.sgd == SgdKernel::kDense);
   CHECK(o.isa == Isa::kScalar);
-  CHECK(Describe(o) == "topk=heap,sgd=dense,isa=scalar,avg=lazy,mem=lazy");
+  CHECK(Describe(o) == "topk=heap,sgd=dense,isa=scalar,avg=lazy,mem=auto");
   CHECK_FALSE(ParseKernelOptions("avg=dense").lazy_average);
-  CHECK_FALSE(ParseKernelOptions("mem=dense").lazy_memory);
+  CHECK(ParseKernelOptions("mem=dense").memory == MemoryKernel::kDense);
+  CHECK(ParseKernelOptions("mem=lazy").memory == MemoryKernel::kLazy);
+  CHECK(ParseKernelOptions("mem=auto").memory == MemoryKernel::kAuto);
   CHECK_THROWS_AS(ParseKernelOptions("mem=sparse"), std::invalid_argument);
   CHECK_THROWS_AS(ParseKernelOptions("avg=fast"), std::invalid_argument);
   CHECK(ParseKernelOptions("").topk == TopKKernel::kThreshold);

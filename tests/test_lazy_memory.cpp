@@ -249,6 +249,8 @@ TEST_CASE("Lazy memory: parallel Mem-SGD and Hogwild! (support regulariser) conv
 
 TEST_CASE("Lazy memory: checkpoint resume is bit for bit the uninterrupted run") {
   test::Scratch tmp;
+  // Sequential top-k runs the dense threshold pass by default (mem=auto): ask for the lines.
+  kernels::ScopedOptions lazy(kernels::ParseKernelOptions("mem=lazy"));
   const auto data = test::RandomSparse(600, 2000, 10, test::Seed() + 33);
   for (const char* comp : {"top", "rand"}) {
     CAPTURE(comp);

@@ -167,7 +167,7 @@ def main():
     except (OSError, StopIteration):
         pass
     machine = (f"{a.machine}: {cpu}, {os.cpu_count()} logical CPUs; load average {load_before[0]:.1f} "
-               f"before, {load_after[0]:.1f} after (other jobs were running: the fastest of "
+               f"before, {load_after[0]:.1f} after (the fastest of "
                f"{a.w8a_repeats} (w8a) / {a.repeats} (epsilon-like) interleaved runs and the median are reported); Python {platform.python_version()}, scikit-learn {sklearn.__version__}, "
                f"numpy {np.__version__}")
     with open(a.csv, "w", newline="") as f:

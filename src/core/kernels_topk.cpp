@@ -77,9 +77,10 @@ KernelOptions ParseKernelOptions(const std::string& spec) {
       else if (val == "dense") o.lazy_average = false;
       else throw std::invalid_argument("MEMSGD_KERNELS: avg=" + val + " (lazy|dense)");
     } else if (key == "mem") {
-      if (val == "lazy") o.lazy_memory = true;
-      else if (val == "dense") o.lazy_memory = false;
-      else throw std::invalid_argument("MEMSGD_KERNELS: mem=" + val + " (lazy|dense)");
+      if (val == "auto") o.memory = MemoryKernel::kAuto;
+      else if (val == "lazy") o.memory = MemoryKernel::kLazy;
+      else if (val == "dense") o.memory = MemoryKernel::kDense;
+      else throw std::invalid_argument("MEMSGD_KERNELS: mem=" + val + " (auto|lazy|dense)");
     } else {
       throw std::invalid_argument("MEMSGD_KERNELS: unknown key '" + key + "' (topk, sgd, isa, avg, mem)");
     }
@@ -92,7 +93,8 @@ std::string Describe(const KernelOptions& o) {
                      : o.topk == TopKKernel::kHeap    ? "heap"
                                                       : "reference";
   return std::string("topk=") + topk + ",sgd=" + (o.sgd == SgdKernel::kLazy ? "lazy" : "dense") +
-         ",isa=" + IsaName(o.isa) + ",avg=" + (o.lazy_average ? "lazy" : "dense") + ",mem=" + (o.lazy_memory ? "lazy" : "dense");
+         ",isa=" + IsaName(o.isa) + ",avg=" + (o.lazy_average ? "lazy" : "dense") + ",mem=" +
+         (o.memory == MemoryKernel::kAuto ? "auto" : o.memory == MemoryKernel::kLazy ? "lazy" : "dense");
 }
 
 KernelOptions& Options() noexcept {

@@ -53,6 +53,8 @@ enum class SgdKernel {
   kDense,  // the O(d) dense step
 };
 
+enum class MemoryKernel { kAuto, kLazy, kDense };
+
 struct KernelOptions {
   TopKKernel topk = TopKKernel::kThreshold;
   SgdKernel sgd = SgdKernel::kLazy;
@@ -61,12 +63,16 @@ struct KernelOptions {
   // O(k) per step (lazy), or updated over all d every step (dense). See engine/mem_sgd.cpp.
   bool lazy_average = true;
   // Mem-SGD on sparse rows with --reg lazy: the memory kept as lines b + s S, O(nnz + k) per
-  // step (lazy), or the paper's dense pass over all d (dense, the reference). See engine/step_kernels.hpp.
-  bool lazy_memory = true;
+  // step (lazy), or the paper's dense pass over all d (dense, the reference). See
+  // engine/step_kernels.hpp. auto: lazy, except for the sequential solver's top-k, where the
+  // vectorised dense threshold pass over the plain x is faster than the exact selection over
+  // drifting lines (measured 2.1x at d = 47,236, k = 50 and 4.4x on w8a top-1; docs/performance.md
+  // section 7); the parallel workers keep the lazy form (their dense pass reads the shared x).
+  MemoryKernel memory = MemoryKernel::kAuto;
 };
 // The options the engine uses. Initialised once from MEMSGD_KERNELS (comma-separated key=value:
 // topk=threshold|heap|reference, sgd=lazy|dense, isa=avx512|avx2|scalar, avg=lazy|dense,
-// mem=lazy|dense); not
+// mem=auto|lazy|dense); not
 // thread-safe to change while a run is in progress.
 KernelOptions& Options() noexcept;
 // Parses a MEMSGD_KERNELS string over the defaults; throws std::invalid_argument.

@@ -88,7 +88,12 @@ class Runner {
     const double sent = spec.kind == CompressorKind::kIdentity ? 0 : spec.IntK(d_);
     const bool sparse = !data.IsDense() && 8.0 * (nnz_row + sent) <= static_cast<double>(d_);
     const bool lazy = c.reg == RegForm::kLazy && sparse;
-    ctx_.lazy_mem = lazy && ctx_.kern.lazy_memory && c.method == Method::kMemSgd && c.memory &&
+    const auto mem_kernel = ctx_.kern.memory;
+    const bool lazy_memory =
+        mem_kernel == kernels::MemoryKernel::kLazy ||
+        (mem_kernel == kernels::MemoryKernel::kAuto &&
+         !(c.threads == 0 && spec.kind == CompressorKind::kTopK));  // see KernelOptions::memory
+    ctx_.lazy_mem = lazy && lazy_memory && c.method == Method::kMemSgd && c.memory &&
                     (spec.kind == CompressorKind::kTopK || spec.kind == CompressorKind::kRandK ||
                      spec.kind == CompressorKind::kUltraSparse);
     ctx_.lazy_topk = ctx_.lazy_mem && spec.kind == CompressorKind::kTopK;

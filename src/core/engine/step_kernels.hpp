@@ -365,24 +365,32 @@ template <class Row, class X>
       // (O(d)) when s gets small or the factor is not positive.
       const double f = 1.0 - eta * lam;
       if (f > 0) {
-        double s = w.scale;
+        const double s = w.scale;
+        const double s1 = s * f;
+        // 1/s1 is computed beside the dot and the loss derivative, off their dependency chain
+        // (a division after them was a tenth of a w8a step); c * (1/s1) rounds like c / s1 to
+        // within an ulp, and this kernel is the dense step's equal up to rounding anyway.
+        const double inv = 1.0 / s1;
         const double z = s * DotX(row, x, ctx.kern.isa);
         const double c = eta * LossDerivative(obj.loss, z, y);
-        s *= f;
-        if (s < 1e-9) {
-          w.scale = s;
+        double cs;
+        if (s1 < 1e-9) {
+          w.scale = s1;
           Sync(ctx, x, w);
-          s = 1.0;
+          w.scale = 1.0;
+          cs = c;
+        } else {
+          w.scale = s1;
+          cs = c * inv;
         }
-        w.scale = s;
-        const double cs = c / s;
         if constexpr (std::is_same_v<Row, DenseRow> && kIsPlain<X>) {
           kernels::SubScaledDense(ctx.kern.isa, cs, row.val, x.x, row.d);
           return;
         }
         for (Index e = 0; e < nnz; ++e) {
           const double g = cs * RowValue(row, e);
-          if (g != 0) x.Add(RowIndex(row, e), -g);
+          // Plain x: x_j - 0 is x_j, so no test (a branch per nonzero); shared: no needless write.
+          if (kIsPlain<X> || g != 0) x.Add(RowIndex(row, e), -g);
         }
         return;
       }
