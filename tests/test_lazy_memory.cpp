@@ -207,6 +207,8 @@ TEST_CASE("Lazy memory: whole sequential runs equal the dense memory pass up to 
 }
 
 TEST_CASE("Lazy memory: parallel Mem-SGD and Hogwild! (support regulariser) converge as the dense forms") {
+  // d = 1500: mem=auto would run top-k's dense pass; the lines are what is tested here.
+  kernels::ScopedOptions lines(kernels::ParseKernelOptions("mem=lazy"));
   const auto data = test::RandomSparse(4000, 1500, 10, test::Seed() + 32);
   const Objective obj{Loss::kLogistic, Regularizer::kL2, 1.0 / 4000};
   const double fstar = ComputeOptimum(obj, data).fstar;

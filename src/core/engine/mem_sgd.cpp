@@ -88,11 +88,14 @@ class Runner {
     const double sent = spec.kind == CompressorKind::kIdentity ? 0 : spec.IntK(d_);
     const bool sparse = !data.IsDense() && 8.0 * (nnz_row + sent) <= static_cast<double>(d_);
     const bool lazy = c.reg == RegForm::kLazy && sparse;
+    // Top-k over the lines pays only in parallel, on long vectors (the dense pass a worker saves
+    // is then >= ~6 us a step) and runs whose segments amortise the lines' O(d) set-up (n >= d/10);
+    // see KernelOptions::memory.
+    const bool lines_pay = spec.kind != CompressorKind::kTopK ||
+                           (c.threads > 0 && d_ >= 16384 && 10 * n_ >= static_cast<Offset>(d_));
     const auto mem_kernel = ctx_.kern.memory;
-    const bool lazy_memory =
-        mem_kernel == kernels::MemoryKernel::kLazy ||
-        (mem_kernel == kernels::MemoryKernel::kAuto &&
-         !(c.threads == 0 && spec.kind == CompressorKind::kTopK));  // see KernelOptions::memory
+    const bool lazy_memory = mem_kernel == kernels::MemoryKernel::kLazy ||
+                             (mem_kernel == kernels::MemoryKernel::kAuto && lines_pay);
     ctx_.lazy_mem = lazy && lazy_memory && c.method == Method::kMemSgd && c.memory &&
                     (spec.kind == CompressorKind::kTopK || spec.kind == CompressorKind::kRandK ||
                      spec.kind == CompressorKind::kUltraSparse);
