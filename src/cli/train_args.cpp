@@ -98,8 +98,8 @@ void AddTrainOptions(po::options_description& opts, TrainArgs& a) {
      "parallel writes: atomic (fetch_add) | racy (relaxed load+store, Hogwild!)")
     ("reg", po::value(&a.reg)->default_value("lazy"),
      "how the regulariser enters a step on sparse data: lazy (O(nnz + k): Mem-SGD's memory kept "
-     "as lines m_j = b_j + R'(x_j) S, except for sequential top-k, whose vectorised dense "
-     "threshold pass is faster; sequential SGD x = s v; parallel SGD R'(x_j) on the row's "
+     "as lines m_j = b_j + R'(x_j) S, except top-k with d < 16384 or n < d/10, where the "
+     "vectorised dense threshold pass is faster; sequential SGD x = s v; parallel SGD R'(x_j) on the row's "
      "support scaled by n/n_j, as Hogwild!) | dense (the paper's O(d) step: every coordinate, "
      "every step)")
     ("eval-every", po::value(&a.eval_every)->default_value(0),

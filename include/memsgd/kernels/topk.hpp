@@ -65,10 +65,11 @@ struct KernelOptions {
   // Mem-SGD on sparse rows with --reg lazy: the memory kept as lines b + s S, O(nnz + k) per
   // step (lazy), or the paper's dense pass over all d (dense, the reference). See
   // engine/step_kernels.hpp. auto: lazy for rand-k and ultra-sparse; for top-k only where the
-  // exact selection over drifting lines beats the dense threshold pass: the parallel workers on
-  // d >= 16,384 with n >= d/10 (measured: sequential top-k, dense 2.1x faster at d = 47,236 and
-  // 4.4x on w8a; parallel, lazy 2x faster on RCV1-like 30,000 x 47,236, dense 3.3x on w8a and
-  // 1.3-2.4x on rcv1_small's 1,000 rows; docs/performance.md section 7).
+  // exact selection over drifting lines tends to beat the dense threshold pass: d >= 16,384 with
+  // n >= d/10 (measured: RCV1-like 30,000 x 47,236, lazy 1.2x faster sequential and 2x in
+  // parallel; w8a, dense 4.4x / 3.3x; rcv1_small's 1,000 rows, dense 1.5-2.4x; a counterexample,
+  // 20,000 x 47,236 at 20 nonzeros a row: dense 2.1x faster sequential; docs/performance.md
+  // section 7).
   MemoryKernel memory = MemoryKernel::kAuto;
 };
 // The options the engine uses. Initialised once from MEMSGD_KERNELS (comma-separated key=value:

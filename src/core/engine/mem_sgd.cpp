@@ -88,11 +88,11 @@ class Runner {
     const double sent = spec.kind == CompressorKind::kIdentity ? 0 : spec.IntK(d_);
     const bool sparse = !data.IsDense() && 8.0 * (nnz_row + sent) <= static_cast<double>(d_);
     const bool lazy = c.reg == RegForm::kLazy && sparse;
-    // Top-k over the lines pays only in parallel, on long vectors (the dense pass a worker saves
-    // is then >= ~6 us a step) and runs whose segments amortise the lines' O(d) set-up (n >= d/10);
-    // see KernelOptions::memory.
+    // Top-k over the lines pays only on long vectors (the dense pass it saves is then >= ~6 us a
+    // step) in runs whose segments amortise the lines' O(d) set-up (n >= d/10); see
+    // KernelOptions::memory.
     const bool lines_pay = spec.kind != CompressorKind::kTopK ||
-                           (c.threads > 0 && d_ >= 16384 && 10 * n_ >= static_cast<Offset>(d_));
+                           (d_ >= 16384 && 10 * n_ >= static_cast<Offset>(d_));
     const auto mem_kernel = ctx_.kern.memory;
     const bool lazy_memory = mem_kernel == kernels::MemoryKernel::kLazy ||
                              (mem_kernel == kernels::MemoryKernel::kAuto && lines_pay);
