@@ -4,10 +4,11 @@
 #   scripts/fuzz.sh [SECONDS]        default 60; exits non-zero on any crash, leak, timeout,
 #                                    out-of-memory or sanitizer report
 #
-# Builds tests/fuzz/fuzz_libsvm.cpp with the reader sources (src/core/io/libsvm_reader.cpp,
-# src/core/dataset.cpp) using clang++ (CXX, else clang++-14, else clang++), then runs it on the
-# seed corpus tests/fuzz/corpus/ (read-only) plus a working corpus in $FUZZ_DIR/corpus that
-# grows across runs. Crash inputs are written to $FUZZ_DIR/artifacts/.
+# Builds tests/fuzz/fuzz_libsvm.cpp with the reader sources (src/core/io/libsvm_source.cpp,
+# libsvm_parser.cpp, libsvm_read.cpp, libsvm_scan.cpp, src/core/dataset.cpp) using clang++ (CXX,
+# else clang++-14, else clang++), then runs it on the seed corpus tests/fuzz/corpus/ (read-only)
+# plus a working corpus in $FUZZ_DIR/corpus that grows across runs. Crash inputs are written to
+# $FUZZ_DIR/artifacts/.
 #   FUZZ_DIR   build and work directory (default: build-fuzz in the repository root)
 #   FUZZ_JOBS  parallel fuzzing processes (default 1)
 #   FUZZ_ARGS  extra libFuzzer flags
@@ -33,7 +34,7 @@ fi
 mkdir -p "$dir/corpus" "$dir/artifacts"
 
 bin=$dir/fuzz_libsvm
-srcs=("$root/tests/fuzz/fuzz_libsvm.cpp" "$root/src/core/io/libsvm_reader.cpp"
+srcs=("$root/tests/fuzz/fuzz_libsvm.cpp" "$root"/src/core/io/libsvm_{source,parser,read,scan}.cpp
       "$root/src/core/dataset.cpp")
 rebuild=0
 [[ -x $bin ]] || rebuild=1

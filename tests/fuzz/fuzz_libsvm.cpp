@@ -1,4 +1,4 @@
-// libFuzzer target for the LIBSVM reader (src/core/io/libsvm_reader.cpp).
+// libFuzzer target for the LIBSVM reader (src/core/io/libsvm_{source,parser,read,scan}.cpp).
 //
 // Input: byte 0 selects the ReadOptions, the rest is the file content (plain text, or gzip /
 // bzip2 / xz data: the reader detects compression by magic bytes, so the decoders are fuzzed
