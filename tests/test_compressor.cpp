@@ -6,8 +6,10 @@
 #include <cmath>
 #include <numeric>
 #include <set>
+#include <type_traits>
 
 #include "memsgd/compressor.hpp"
+#include "memsgd/error_feedback.hpp"
 #include "support.hpp"
 
 using namespace memsgd;
@@ -154,4 +156,53 @@ TEST_CASE("bits per message follow the paper's accounting") {
   // RCV1 (d = 47236, 70 nonzeros): 2 bits -> sparse 2450, 8 bits -> 2870
   CHECK(QsgdBits(2, 47236, 70) == 2450);
   CHECK(QsgdBits(8, 47236, 70) == 2870);
+}
+
+TEST_CASE("the one dispatch: each spec reaches its operator, Pick draws what Compress sends") {
+  const Index d = 97;
+  struct Case {
+    const char* name;
+    double k;
+    bool scaled;
+    CompressorKind kind;
+  };
+  for (const Case& t : {Case{"identity", 1, false, CompressorKind::kIdentity},
+                        Case{"top", 5, false, CompressorKind::kTopK},
+                        Case{"rand", 5, false, CompressorKind::kRandK},
+                        Case{"rand", 5, true, CompressorKind::kRandK},
+                        Case{"rand", 0.3, false, CompressorKind::kUltraSparse},
+                        Case{"qsgd", 1, false, CompressorKind::kQsgd}}) {
+    CAPTURE(t.name);
+    CAPTURE(t.k);
+    const auto spec = CompressorSpec::FromName(t.name, t.k, t.scaled, 4);
+    REQUIRE(spec.kind == t.kind);
+    Compressor c(spec, d);
+    const CompressorKind reached = c.Visit([](auto& op) { return std::decay_t<decltype(op)>::kKind; });
+    CHECK(reached == t.kind);
+    CHECK(VisitKind(spec.kind, [](auto tag) { return decltype(tag)::type::kKind; }) == t.kind);
+    CHECK(c.PicksBlind() == (t.kind == CompressorKind::kRandK || t.kind == CompressorKind::kUltraSparse));
+    // The EF accounting by kind equals the operator's own, and the sparse operators count
+    // v + ceil(log2 d) bits per sent coordinate (7 index bits for d = 97).
+    CHECK(ef::MessageBits(spec, d, 5, 32).indexed ==
+          c.Visit([&](auto& op) { return std::decay_t<decltype(op)>::Cost(spec, d, 5, 32).indexed; }));
+    if (spec.kind == CompressorKind::kTopK || c.PicksBlind()) CHECK(ef::MessageBits(spec, d, 5, 32).indexed == 5 * 39);
+    if (!c.PicksBlind()) continue;
+    // Pick draws the coordinates Compress sends (same stream), values scaled by ValueScale.
+    Rng base(test::Seed(), 7);
+    const auto v = RandomVector(d, base);
+    for (int rep = 0; rep < 50; ++rep) {
+      Rng r1(test::Seed(), 100 + rep), r2 = r1;
+      SparseUpdate a, b;
+      a.Reserve(c.Budget());
+      b.Reserve(c.Budget());
+      c.Compress(v, a, r1);
+      c.Pick(r2, b);
+      REQUIRE(a.size == b.size);
+      for (Index i = 0; i < a.size; ++i) {
+        CHECK(a.idx[i] == b.idx[i]);
+        CHECK(a.val[i] == c.ValueScale() * v[b.idx[i]]);
+      }
+    }
+    CHECK(c.ValueScale() == (t.scaled ? double(d) / 5 : 1.0));
+  }
 }

@@ -54,25 +54,18 @@ std::vector<std::vector<Offset>> SplitRows(const Dataset& data, int workers, Spl
 
 // ---- communication accounting ---------------------------------------------------------------
 
-// ceil(log2 d): bits of one coordinate index (0 for d = 1).
-int IndexBits(Index d) noexcept;
-
-struct MessageCost {
-  double values = 0;   // v bits per sent value (the EF21 authors' plots: indices not counted)
-  double indexed = 0;  // values plus indices: v + ceil(log2 d) bits per sent coordinate,
-                       // capped at the dense encoding v d
-};
+// IndexBits, MessageCost, DenseBits: memsgd/compress/spec.hpp; each operator's Cost.
+using memsgd::DenseBits;
+using memsgd::IndexBits;
+using memsgd::MessageCost;
 // One uplink message of `sent` coordinates of a d-vector compressed with `spec`, v = 32 bits
 // per value (Wire::kFloat32, the papers' convention) or 64 (Wire::kFloat64):
 //   top / rand / ultra-sparse: values v sent, indexed min(sent (v + ceil log2 d), v d)
 //   identity:                  a dense vector, v d for both
 //   qsgd:                      QsgdBits(b, d, sent) for both (its encodings carry positions)
-// The MPI transport sends exactly these bits (rounded up to whole bytes per message).
+// The MPI transport sends exactly these bits (rounded up to whole bytes per message). The
+// operator's Cost (memsgd/compress/*.hpp), by the kind.
 MessageCost MessageBits(const CompressorSpec& spec, Index d, Index sent, int value_bits = 32) noexcept;
-// A dense, uncompressed d-vector (the initial g_i^0 of the EF21 methods; the broadcast of x).
-inline MessageCost DenseBits(Index d, int value_bits = 32) noexcept {
-  return {double(value_bits) * d, double(value_bits) * d};
-}
 
 // Totals so far. Uplink: mean over the workers of the bits each sent (every worker sends the
 // same with top-k). Downlink, per worker: `dense` = the server broadcasts the dense x every

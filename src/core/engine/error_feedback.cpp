@@ -60,26 +60,10 @@ std::vector<std::vector<Offset>> SplitRows(const Dataset& data, int workers, Spl
 
 // ---- accounting -----------------------------------------------------------------------------
 
-int IndexBits(Index d) noexcept {
-  int b = 0;
-  while (b < 31 && (Index{1} << b) < d) ++b;
-  return b;
-}
-
 MessageCost MessageBits(const CompressorSpec& spec, Index d, Index sent, int value_bits) noexcept {
-  const double v = value_bits;
-  switch (spec.kind) {
-    case CompressorKind::kIdentity: return DenseBits(d, value_bits);
-    case CompressorKind::kQsgd: {
-      const double b = QsgdBits(spec.qsgd_bits, d, sent);
-      return {b, b};
-    }
-    default: {
-      const double values = v * sent;
-      const double indexed = std::min(sent * (v + IndexBits(d)), v * d);
-      return {values, indexed};
-    }
-  }
+  return VisitKind(spec.kind, [&](auto tag) {
+    return decltype(tag)::type::Cost(spec, d, sent, value_bits);
+  });
 }
 
 // ---- the engine -----------------------------------------------------------------------------
@@ -755,7 +739,7 @@ bool LazyTopK(Method m, double eta) {
 
 bool LazyApplicable(const TrainConfig& c, const Dataset& data) {
   const auto kind = c.compressor.kind;
-  const bool picks_blind = kind == CompressorKind::kRandK || kind == CompressorKind::kUltraSparse;
+  const bool picks_blind = c.compressor.PicksBlind();
   const bool top = kind == CompressorKind::kTopK && LazyTopK(c.method, c.eta);
   const bool stochastic = c.method == Method::kEf14 || c.method == Method::kEf21Sgd ||
                           c.method == Method::kEf21Sgdm || c.method == Method::kEf21Sgd2m ||
@@ -837,7 +821,7 @@ struct alignas(kCacheLine) LazyWorker : WorkerBase {
   std::vector<double> acc;  // scratch: the stochastic gradient on its support
   std::vector<std::uint8_t> mark;
   std::vector<Index> support;
-  RandKSampler randk;
+  Compressor comp;  // blind operators: their Pick (top-k selects through the tree)
   MaxTree tree;  // top-k: over |e_i| (EF14) or |g_i| (EF21-SGD)
   std::vector<std::pair<double, Index>> keyed;  // top-k candidates (sgd-compressed)
 };
@@ -849,7 +833,7 @@ class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
       : EngineBase("ef::RunLazy", o, oracle, std::move(x0)), data_(data), obj_(obj) {
     const auto kind = o.compressor.kind;
     top_ = kind == CompressorKind::kTopK;
-    if (!(kind == CompressorKind::kRandK || kind == CompressorKind::kUltraSparse ||
+    if (!(o.compressor.PicksBlind() ||
           (top_ && LazyTopK(o.method, o.eta))) ||
         data.IsDense() || obj.lambda != 0 || o.method == Method::kEf21)
       throw std::invalid_argument("ef::RunLazy: needs sparse data, lambda = 0, a stochastic "
@@ -859,10 +843,11 @@ class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
     second_ = o.method == Method::kEf21Sgd2m && momentum_;
     const auto d = static_cast<std::size_t>(d_);
     k_ = o.compressor.IntK(d_);
-    scale_ = o.compressor.scaled && kind == CompressorKind::kRandK ? static_cast<double>(d_) / k_
-                                                                    : 1.0;
     for (auto& w : workers_) {
-      if (kind == CompressorKind::kRandK) w.randk.Reset(d_, k_);
+      if (!top_) {
+        w.comp = Compressor(o.compressor, d_);
+        scale_ = w.comp.ValueScale();
+      }
       w.msg.Reserve(std::max<Index>(k_, 1));
       w.acc.assign(d, 0.0);
       w.mark.assign(d, 0);
@@ -996,14 +981,7 @@ class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
       Pick(w);
     }
   }
-  void Pick(LazyWorker& w) {
-    w.msg.size = 0;
-    if (o_.compressor.kind == CompressorKind::kRandK) {
-      w.randk.Sample(w.rng, w.msg);
-    } else if (w.rng.Uniform() < o_.compressor.k) {
-      w.msg.Push(static_cast<Index>(w.rng.Below(static_cast<std::uint64_t>(d_))), 0.0);
-    }
-  }
+  void Pick(LazyWorker& w) { w.comp.Pick(w.rng, w.msg); }
 
   void Renormalise(LazyWorker& w) {
     for (std::size_t j = 0; j < w.vt.size(); ++j) {

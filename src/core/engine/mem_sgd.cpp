@@ -97,8 +97,7 @@ class Runner {
     const bool lazy_memory = mem_kernel == kernels::MemoryKernel::kLazy ||
                              (mem_kernel == kernels::MemoryKernel::kAuto && lines_pay);
     ctx_.lazy_mem = lazy && lazy_memory && c.method == Method::kMemSgd && c.memory &&
-                    (spec.kind == CompressorKind::kTopK || spec.kind == CompressorKind::kRandK ||
-                     spec.kind == CompressorKind::kUltraSparse);
+                    (spec.kind == CompressorKind::kTopK || spec.PicksBlind());
     ctx_.lazy_topk = ctx_.lazy_mem && spec.kind == CompressorKind::kTopK;
     // Parallel lazy memory: a worker re-reads x every fold_every of its steps, an O(d) pass kept
     // to about an eighth of the O(nnz + k) steps' work (docs/speedup.md).

@@ -531,6 +531,65 @@ inline constexpr Index kArgmaxMaxD = 4096;
 template <class Row, class R, class X>
 void MemStep(const StepContext& ctx, const R& rd, const X& x, Worker& w, Row row, double y, double eta);
 
+// The message of a dense-memory step, written once against the compressor policy
+// (memsgd/compressor.hpp): the regulariser's term enters the memory m, then the operator
+// compresses it. Top-k overloads it with the fused pass below.
+template <class R, class Op>
+[[gnu::always_inline]] inline void SelectMessage(const StepContext& ctx, const R& rd, Op& op, Worker& w,
+                                                 double* m, double eta) {
+  if (ctx.obj->lambda != 0) RegUpdate(ctx, rd, m, eta);
+  op.Compress(std::span<const double>(m, static_cast<std::size_t>(ctx.d)), w.msg, w.rng);
+}
+
+// Top-k: the memory's regulariser term fused with the selection in one pass over d, by the
+// kernel of ctx.kern.topk (ctx.fused_topk; otherwise, for a k too large for the heap, the
+// generic form above with nth_element).
+template <class R>
+[[gnu::always_inline]] inline void SelectMessage(const StepContext& ctx, const R& rd, compress::TopK& op,
+                                                 Worker& w, double* m, double eta) {
+  if (!ctx.fused_topk) {
+    if (ctx.obj->lambda != 0) RegUpdate(ctx, rd, m, eta);
+    op.Compress(std::span<const double>(m, static_cast<std::size_t>(ctx.d)), w.msg, w.rng);
+    return;
+  }
+  const Objective& obj = *ctx.obj;
+  const double lam = obj.lambda;
+  const Index d = ctx.d;
+  if (ctx.kern.topk == kernels::TopKKernel::kThreshold &&
+      op.Threshold().K() == 1 && (lam == 0 || obj.reg == Regularizer::kL2) && d <= kArgmaxMaxD) {
+    // Top-1 on a small d: one fused pass keeps the running largest |m_j| (first index on ties);
+    // no candidate bookkeeping. (For large d the threshold pass is cheaper: its loop does less
+    // per element than the running (max, index) selects.)
+    Index j = RegUpdateArgmax(ctx, rd, m, eta);
+    if (j < 0) j = 0;  // all NaN: send one (the run's finiteness checks then see it)
+    w.msg.Clear();
+    w.msg.Push(j, m[j]);
+  } else if (ctx.kern.topk == kernels::TopKKernel::kThreshold) {
+    kernels::ThresholdTopK& sel = op.Threshold();
+    const Index count = RegUpdateCollect(ctx, rd, m, eta, sel.Tau(), sel.Candidates());
+    sel.Finish(ctx.kern.isa, m, count, w.msg);
+  } else if (ctx.kern.topk == kernels::TopKKernel::kHeap) {
+    TopKSelector& sel = op.Selector();
+    sel.Begin();
+    if (lam != 0) {
+      for (Index j = 0; j < d; ++j) {
+        m[j] = MemoryReg(obj, m[j], eta, rd.Load(j));
+        sel.Offer(j, m[j]);
+      }
+    } else {
+      for (Index j = 0; j < d; ++j) sel.Offer(j, m[j]);
+    }
+    sel.Finish(w.msg);
+    for (Index i = 0; i < w.msg.size; ++i) w.msg.val[static_cast<std::size_t>(i)] = m[w.msg.idx[static_cast<std::size_t>(i)]];
+  } else {  // reference: scalar update, full nth_element
+    if (lam != 0)
+      for (Index j = 0; j < d; ++j) m[j] = MemoryReg(obj, m[j], eta, rd.Load(j));
+    const auto top = TopKReference(std::span<const double>(m, static_cast<std::size_t>(d)), w.comp.Spec().IntK(d));
+    w.msg.Clear();
+    for (Index j : top) w.msg.Push(j, m[j]);
+  }
+}
+
 // One sample. x: shared (or plain) parameter access; w: this worker's state.
 template <class Row, class X>
 [[gnu::always_inline]] inline void Step(const StepContext& ctx, const X& x, Worker& w, Row row, double y, double eta) {
@@ -566,44 +625,8 @@ template <class Row, class R, class X>
   const double c = eta * LossDerivative(obj.loss, z, y);
   double* m = w.m.data();
   AxpyRow(c, row, m, ctx.kern.isa);  // m += eta phi'(z) a_i
-  const double lam = obj.lambda;
   const Index d = ctx.d;
-  if (ctx.fused_topk && ctx.kern.topk == kernels::TopKKernel::kThreshold &&
-      w.comp.Threshold().K() == 1 && (lam == 0 || obj.reg == Regularizer::kL2) && d <= kArgmaxMaxD) {
-    // Top-1 on a small d: one fused pass keeps the running largest |m_j| (first index on ties);
-    // no candidate bookkeeping. (For large d the threshold pass is cheaper: its loop does less
-    // per element than the running (max, index) selects.)
-    Index j = RegUpdateArgmax(ctx, rd, m, eta);
-    if (j < 0) j = 0;  // all NaN: send one (the run's finiteness checks then see it)
-    w.msg.Clear();
-    w.msg.Push(j, m[j]);
-  } else if (ctx.fused_topk && ctx.kern.topk == kernels::TopKKernel::kThreshold) {
-    kernels::ThresholdTopK& sel = w.comp.Threshold();
-    const Index count = RegUpdateCollect(ctx, rd, m, eta, sel.Tau(), sel.Candidates());
-    sel.Finish(ctx.kern.isa, m, count, w.msg);
-  } else if (ctx.fused_topk && ctx.kern.topk == kernels::TopKKernel::kHeap) {
-    TopKSelector& sel = w.comp.Selector();
-    sel.Begin();
-    if (lam != 0) {
-      for (Index j = 0; j < d; ++j) {
-        m[j] = MemoryReg(obj, m[j], eta, rd.Load(j));
-        sel.Offer(j, m[j]);
-      }
-    } else {
-      for (Index j = 0; j < d; ++j) sel.Offer(j, m[j]);
-    }
-    sel.Finish(w.msg);
-    for (Index i = 0; i < w.msg.size; ++i) w.msg.val[static_cast<std::size_t>(i)] = m[w.msg.idx[static_cast<std::size_t>(i)]];
-  } else if (ctx.fused_topk) {  // reference: scalar update, full nth_element
-    if (lam != 0)
-      for (Index j = 0; j < d; ++j) m[j] = MemoryReg(obj, m[j], eta, rd.Load(j));
-    const auto top = TopKReference(std::span<const double>(m, static_cast<std::size_t>(d)), w.comp.Spec().IntK(d));
-    w.msg.Clear();
-    for (Index j : top) w.msg.Push(j, m[j]);
-  } else {
-    if (lam != 0) RegUpdate(ctx, rd, m, eta);
-    w.comp.Compress(std::span<const double>(m, static_cast<std::size_t>(d)), w.msg, w.rng);
-  }
+  w.comp.Visit([&](auto& op) __attribute__((always_inline)) { SelectMessage(ctx, rd, op, w, m, eta); });
   // Send: x -= g (k shared writes); keep what was not sent: m = v - g.
   PrefetchMessage(x, w.msg);
   for (Index i = 0; i < w.msg.size; ++i) {
