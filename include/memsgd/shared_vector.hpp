@@ -24,7 +24,8 @@ struct PlainAccess {
   double AddFetch(Index j, double delta) const noexcept { return x[j] += delta; }
 };
 
-struct AtomicAddAccess {
+// What the two shared-vector policies read alike: relaxed atomic loads, write prefetches.
+struct SharedReadAccess {
   double* x;
   // Requests x_j's cache line for writing: a worker issues these for all k coordinates of its
   // message before the CAS loops, so that the line transfers from the other cores overlap
@@ -33,6 +34,10 @@ struct AtomicAddAccess {
   double Load(Index j) const noexcept {
     return std::atomic_ref<double>(x[j]).load(std::memory_order_relaxed);
   }
+};
+
+// Atomic writes: fetch_add (a CAS loop on double).
+struct AtomicAddAccess : SharedReadAccess {
   void Add(Index j, double delta) const noexcept {
     std::atomic_ref<double>(x[j]).fetch_add(delta, std::memory_order_relaxed);
   }
@@ -42,15 +47,9 @@ struct AtomicAddAccess {
   }
 };
 
-struct RacyAddAccess {
-  double* x;
-  void PrefetchWrite(Index j) const noexcept { __builtin_prefetch(x + j, 1); }
-  double Load(Index j) const noexcept {
-    return std::atomic_ref<double>(x[j]).load(std::memory_order_relaxed);
-  }
-  void Add(Index j, double delta) const noexcept {
-    AddFetch(j, delta);
-  }
+// Hogwild!'s racy writes: relaxed load, add, relaxed store (a concurrent add can be lost).
+struct RacyAddAccess : SharedReadAccess {
+  void Add(Index j, double delta) const noexcept { AddFetch(j, delta); }
   double AddFetch(Index j, double delta) const noexcept {
     std::atomic_ref<double> r(x[j]);
     const double v = r.load(std::memory_order_relaxed) + delta;
