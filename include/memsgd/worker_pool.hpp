@@ -36,6 +36,24 @@ class WorkerPool {
   }
   int Size() const noexcept { return p_; }
 
+  // Runs fn(i) for every i in [0, n) on the pool's threads (n independent items, e.g. the
+  // error-feedback workers of a round) and returns when all are done: TBB's balancing among the
+  // P threads; under MEMSGD_STD_THREADS thread t takes i = t, t + P, ...
+  template <class F>
+  void For(int n, F&& fn) {
+#ifdef MEMSGD_STD_THREADS
+    Run([&](int t) {
+      for (int i = t; i < n; i += p_) fn(i);
+    });
+#else
+    arena_->execute([&] {
+      tbb::parallel_for(tbb::blocked_range<int>(0, n, 1), [&](const tbb::blocked_range<int>& r) {
+        for (int i = r.begin(); i != r.end(); ++i) fn(i);
+      });
+    });
+#endif
+  }
+
   // Runs fn(w) for every w in [0, P) concurrently and returns when all are done.
   template <class F>
   void Run(F&& fn) {

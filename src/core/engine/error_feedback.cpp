@@ -6,11 +6,8 @@
 #include "memsgd/ef_checkpoint.hpp"
 
 #include "memsgd/kernels/topk.hpp"
+#include "memsgd/worker_pool.hpp"
 
-#include <tbb/blocked_range.h>
-#include <tbb/global_control.h>
-#include <tbb/parallel_for.h>
-#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <chrono>
@@ -183,12 +180,8 @@ class EngineBase {
     tr_->Allgather(local_weights, weights_);
     if (ef21_) g_.assign(d, 0.0);
     mark_.assign(d, 0);
-    if (o.threads > 0) {
-      // More threads than TBB allows would only print a warning; the result is the same anyway.
-      const auto cap = static_cast<int>(std::max<std::size_t>(
-          1, tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism)));
-      arena_ = std::make_unique<tbb::task_arena>(std::min(o.threads, cap));
-    }
+    // The run's threads, at most one a worker (the result does not depend on the count).
+    if (o.threads > 0) pool_ = std::make_unique<WorkerPool>(std::min(o.threads, std::max(local_, 1)));
   }
 
   virtual void Start() = 0;
@@ -252,15 +245,11 @@ class EngineBase {
   // f(l) for this process's workers l = 0 .. local_ - 1 (the run's workers first_ + l).
   template <class F>
   void ForWorkers(F&& f) {
-    if (!arena_) {
+    if (!pool_) {
       for (int i = 0; i < local_; ++i) f(i);
       return;
     }
-    arena_->execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int>(0, local_, 1), [&](const tbb::blocked_range<int>& r) {
-        for (int i = r.begin(); i != r.end(); ++i) f(i);
-      });
-    });
+    pool_->For(local_, f);
   }
 
   // EF21 family: g_i^0 = a gradient at x0 (the full local one for ef21 or InitKind::kFull, else
@@ -403,7 +392,7 @@ class EngineBase {
   Communication comm_;
   double seconds_ = 0;
   Offset last_notified_ = -1;
-  std::unique_ptr<tbb::task_arena> arena_;
+  std::unique_ptr<WorkerPool> pool_;  // the engines' one pool (memsgd/worker_pool.hpp)
 };
 
 // ---- the dense (reference) form: O(d) per worker per round
