@@ -87,7 +87,7 @@ const MemState& Warm(Index k) {
   w.m.assign(static_cast<std::size_t>(d), 0.0);
   w.comp = Compressor(CompressorSpec::FromName("top", k, false, 4), d);
   w.msg.Reserve(k);
-  detail::StepContext ctx{&p.obj, d, true, true, false};
+  detail::StepContext ctx{&p.obj, d, true, false};
   ctx.kern = kernels::KernelOptions{};
   const StepSchedule sched = PaperSchedule(p, k);
   const Offset warmup = EnvInt("KERNELS_WARMUP", p.data.NumRows());
@@ -125,7 +125,7 @@ void BM_MemSgdTopKStep(benchmark::State& st) {
   w.m.assign(s0.m.begin(), s0.m.end());
   w.comp = Compressor(CompressorSpec::FromName("top", k, false, 4), d);
   w.msg.Reserve(k);
-  detail::StepContext ctx{&p.obj, d, true, true, false};
+  detail::StepContext ctx{&p.obj, d, true, false};
   ctx.kern = Kern(topk, isa);
   const StepSchedule sched = PaperSchedule(p, k);
   PlainAccess x{xv.data()};
@@ -161,7 +161,7 @@ void BM_MemSgdRandKStep(benchmark::State& st) {
   w.m.assign(s0.m.begin(), s0.m.end());
   w.comp = Compressor(CompressorSpec::FromName("rand", k, false, 4), d);
   w.msg.Reserve(k);
-  detail::StepContext ctx{&p.obj, d, true, false, false};
+  detail::StepContext ctx{&p.obj, d, true, false};
   ctx.kern = Kern(0, isa);
   const StepSchedule sched = PaperSchedule(p, k);
   PlainAccess x{xv.data()};
@@ -256,7 +256,7 @@ void BM_SgdStep(benchmark::State& st) {
   detail::Worker w;
   w.m.assign(static_cast<std::size_t>(d), 0.0);
   w.comp = Compressor(CompressorSpec::FromName("identity", 1, false, 4), d);
-  detail::StepContext ctx{&p.obj, d, false, false, true};
+  detail::StepContext ctx{&p.obj, d, false, true};
   ctx.lazy_ok = true;
   ctx.kern = kernels::KernelOptions{};
   ctx.kern.sgd = lazy ? kernels::SgdKernel::kLazy : kernels::SgdKernel::kDense;

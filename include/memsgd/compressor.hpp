@@ -82,8 +82,9 @@ class Compressor {
   Index Budget() const noexcept { return budget_; }
 
   // The one dispatch: f(op) with the concrete operator. A switch on the index rather than
-  // std::visit, whose function-pointer table (libstdc++ 12) kept the per-step kernels from
-  // being inlined into the step (w8a mem-sgd top-1 measured ~20 % slower with it).
+  // std::visit, whose function-pointer table (libstdc++ 12) can keep the per-step kernels from
+  // being inlined into the step (w8a mem-sgd top-1 looked ~20 % slower with it, in one
+  // comparison on a loaded machine; the switch measured no slower than the code before).
   template <class F>
   decltype(auto) Visit(F&& f) {
     return compress::VisitOp(op_, std::forward<F>(f));

@@ -833,16 +833,14 @@ class LazyEngine final : public EngineBase<DatasetOracle, LazyWorker> {
     const auto d = static_cast<std::size_t>(d_);
     k_ = o.compressor.IntK(d_);
     for (auto& w : workers_) {
-      if (!top_) {
-        w.comp = Compressor(o.compressor, d_);
-        scale_ = w.comp.ValueScale();
-      }
+      if (!top_) w.comp = Compressor(o.compressor, d_);
       w.msg.Reserve(std::max<Index>(k_, 1));
       w.acc.assign(d, 0.0);
       w.mark.assign(d, 0);
       if (momentum_) w.vt.assign(d, 0.0);
       if (second_) w.ut.assign(d, 0.0);
     }
+    if (!top_ && !workers_.empty()) scale_ = workers_.front().comp.ValueScale();
     if (ef21_) gam_at_.assign(d, 0.0);
   }
 

@@ -73,7 +73,6 @@ class Runner {
     CompressorSpec spec = c.compressor;
     if (c.method == Method::kSgd) spec.kind = CompressorKind::kIdentity;
     if (c.method == Method::kQsgd) spec.kind = CompressorKind::kQsgd;
-    ctx_.fused_topk = spec.kind == CompressorKind::kTopK;
     // Lazy kernels may keep x in a scaled form between steps: only when this runner reads x
     // after the segment's SyncGuard (sequential) and not every step (no per-step averaging).
     // Lazy averaging (LazyAverage): sequential and averaged. Every write of a step goes through
@@ -116,7 +115,6 @@ class Runner {
       auto& wk = workers_[static_cast<std::size_t>(w)];
       wk.m.assign(static_cast<std::size_t>(d_), 0.0);
       wk.comp = Compressor(spec, d_);
-      if (ctx_.fused_topk && !wk.comp.Selector().UsesHeap()) ctx_.fused_topk = false;
       wk.msg.Reserve(std::max<Index>(wk.comp.Budget(), 1));
       wk.rng.Seed(c.seed, static_cast<std::uint64_t>(w));
       if (ctx_.lazy_mem) wk.sigma.assign(static_cast<std::size_t>(d_), 0.0);

@@ -155,7 +155,6 @@ struct StepContext {
   const Objective* obj;
   Index d;
   bool memory;
-  bool fused_topk;  // top-k fused into the dense pass (threshold or heap kernel)
   bool sgd;         // plain SGD step
   // The runner reads the plain x only after detail::Sync (SyncGuard): lazy SGD allowed.
   bool lazy_ok = false;
@@ -542,14 +541,13 @@ template <class R, class Op>
 }
 
 // Top-k: the memory's regulariser term fused with the selection in one pass over d, by the
-// kernel of ctx.kern.topk (ctx.fused_topk; otherwise, for a k too large for the heap, the
-// generic form above with nth_element).
+// kernel of ctx.kern.topk; for a k too large for the heap (TopKSelector::UsesHeap), the generic
+// form above with nth_element.
 template <class R>
 [[gnu::always_inline]] inline void SelectMessage(const StepContext& ctx, const R& rd, compress::TopK& op,
                                                  Worker& w, double* m, double eta) {
-  if (!ctx.fused_topk) {
-    if (ctx.obj->lambda != 0) RegUpdate(ctx, rd, m, eta);
-    op.Compress(std::span<const double>(m, static_cast<std::size_t>(ctx.d)), w.msg, w.rng);
+  if (!op.Selector().UsesHeap()) {
+    SelectMessage<R, compress::TopK>(ctx, rd, op, w, m, eta);
     return;
   }
   const Objective& obj = *ctx.obj;
