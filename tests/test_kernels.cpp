@@ -361,11 +361,20 @@ TEST_CASE("whole sequential Mem-SGD runs: threshold, heap and reference kernels 
         REQUIRE(got.trace.size() == ref.trace.size());
         CHECK(got.trace.back().bits == ref.trace.back().bits);
       }
-      // One worker of the parallel engine (relaxed atomic loads, chunked) = the sequential solver.
+      // One worker of the parallel engine writing every step (relaxed atomic loads, chunked) =
+      // the sequential solver, bit for bit.
       cfg.threads = 1;
+      cfg.flush_every = 1;
       const auto par = run("topk=threshold");
       CheckSameIterates(par.x_last, ref.x_last);
+      // Writing every 8 steps from its own copy (xsnap - xbase added to the shared x): the same
+      // up to rounding (x + (x' - x) is x' unless x' and x differ by more than a factor 2).
+      cfg.flush_every = 8;
+      const auto snap = run("topk=threshold");
+      CHECK(MaxRelDiff(snap.x_last, ref.x_last) <= 1e-12);
+      CHECK(snap.trace.back().bits == ref.trace.back().bits);
       cfg.threads = 0;
+      cfg.flush_every = 0;
     }
   }
 }

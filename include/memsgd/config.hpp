@@ -63,6 +63,11 @@ struct TrainConfig {
   double epochs = 5;
   int threads = 0;  // 0: sequential solver; P >= 1: P lock-free workers in a task_arena
   WritePolicy write = WritePolicy::kAtomic;
+  // Parallel writes combined per worker (--flush-every B): each worker steps on its own copy of
+  // x and every B of its steps adds what it changed to the shared vector and copies it again
+  // (1: every write at once, the paper's write-through; 0: auto, see mem_sgd.cpp). Ignored by
+  // the sequential solver. docs/speedup.md: what a worker reads and writes, and when.
+  Offset flush_every = 0;
   RegForm reg = RegForm::kLazy;
   Offset eval_every = 0;  // samples between checkpoints; 0 = ceil(n / 10)
   std::uint64_t seed = 1;

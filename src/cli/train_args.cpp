@@ -96,6 +96,11 @@ void AddTrainOptions(po::options_description& opts, TrainArgs& a) {
      "at most 4096")
     ("write", po::value(&a.write)->default_value("atomic"),
      "parallel writes: atomic (fetch_add) | racy (relaxed load+store, Hogwild!)")
+    ("flush-every", po::value(&a.flush_every)->default_value(0),
+     "parallel: each worker steps on its own copy of x and, every B of its steps, adds what it "
+     "changed to the shared vector and copies it again (others see its writes up to B steps "
+     "late); 1: every write at once (the paper's write-through); 0: auto: 64 where the copy is "
+     "cheap (dense rows, --reg dense, d <= 64 (nnz + k)), else 1")
     ("reg", po::value(&a.reg)->default_value("lazy"),
      "how the regulariser enters a step on sparse data: lazy (O(nnz + k): Mem-SGD's memory kept "
      "as lines m_j = b_j + R'(x_j) S, except top-k with d < 16384 or n < d/10, where the "
@@ -173,6 +178,7 @@ TrainConfig TrainConfigFromArgs(const TrainArgs& a, const po::variables_map& vm)
     throw std::invalid_argument("--reg must be lazy or dense (got '" + a.reg + "')");
   cfg.reg = a.reg == "lazy" ? RegForm::kLazy : RegForm::kDense;
   cfg.eval_every = a.eval_every;
+  cfg.flush_every = a.flush_every;
   // A quiet run with no trace shows no intermediate loss: none is computed (each costs a pass
   // over the data, and on few cores the threads it wakes slow the next segment).
   cfg.evaluate = !(a.quiet && a.trace_path.empty() && a.eval_every == 0);

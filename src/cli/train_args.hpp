@@ -20,7 +20,7 @@ struct TrainArgs {
   double k = 1, lambda = -1, gamma = 0, shift = 0, epochs = 5, eta = 0.01, init_std = 0.01;
   double positive_label = 0;
   int qsgd_bits = 4, workers = 20, batch = 1;
-  long long eval_every = 0, checkpoint_every = 0;
+  long long eval_every = 0, checkpoint_every = 0, flush_every = 0;
   unsigned long long seed = 1;
   bool no_memory = false, scaled = false, normalize = false, quiet = false;
   DataLoadOptions load;

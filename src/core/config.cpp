@@ -59,6 +59,8 @@ void ValidateConfig(const TrainConfig& c, const Dataset& data) {
   if (c.schedule == ScheduleKind::kPaper && c.objective.lambda == 0)
     fail("--step paper divides by lambda: use --lambda > 0 or another --step");
   if (c.eval_every < 0) fail("--eval-every must be >= 0");
+  if (c.flush_every < 0 || c.flush_every > (Offset{1} << 20))
+    fail("--flush-every must be in 0..1048576 (0: auto; got " + std::to_string(c.flush_every) + ")");
   if (!(c.init_std >= 0) || !std::isfinite(c.init_std))
     fail("--init-std must be finite and >= 0 (got " + std::to_string(c.init_std) + ")");
   if (c.epochs * static_cast<double>(data.NumRows()) > 1e18)

@@ -106,6 +106,19 @@ class Runner {
       inv_freq_ = ColumnInverseFrequency(data);
       ctx_.inv_freq = inv_freq_.data();
     }
+    // Parallel writes combined (WorkerLoop): each worker steps on its own copy of x and writes
+    // what it changed every flush_every_ of its steps. Auto (--flush-every 0) where the O(d)
+    // write-and-copy costs little next to that many steps: steps that touch O(d) anyway (dense
+    // rows, the dense regulariser) or d <= B (nnz + k); else every write at once (B = 1). On its
+    // copy a worker runs the sequential kernels, the lazy SGD form (x = s v) included (folded
+    // before each write).
+    if (c.threads > 0) {
+      const bool pays = !lazy || static_cast<double>(d_) <=
+                                     static_cast<double>(kAutoFlushEvery) * (nnz_row + sent);
+      flush_every_ = c.flush_every > 0 ? c.flush_every : pays ? kAutoFlushEvery : 1;
+      snapshot_ = flush_every_ > 1;
+      ctx_.lazy_ok = snapshot_;
+    }
     Index max_nnz = 0;
     if (!data.IsDense())
       for (Offset i = 0; i < n_; ++i) max_nnz = std::max(max_nnz, data.Sparse(i).nnz);
@@ -119,8 +132,12 @@ class Runner {
       wk.rng.Seed(c.seed, static_cast<std::uint64_t>(w));
       if (ctx_.lazy_mem) wk.sigma.assign(static_cast<std::size_t>(d_), 0.0);
       if (ctx_.lazy_topk) wk.lazy_topk.Reset(d_, spec.IntK(d_));
-      if (c.threads > 0 && data.IsDense() && c.method != Method::kSgd)
+      if (snapshot_ || (c.threads > 0 && data.IsDense() && c.method != Method::kSgd))
         wk.xsnap.assign(static_cast<std::size_t>(d_), 0.0);
+      if (snapshot_) {
+        wk.xbase.assign(static_cast<std::size_t>(d_), 0.0);
+        wk.changed.reserve(static_cast<std::size_t>(d_));
+      }
       if (ctx_.lazy_mem || ctx_.inv_freq)
         wk.row_x.assign(static_cast<std::size_t>(max_nnz), 0.0);
     }
@@ -240,6 +257,8 @@ class Runner {
   // every scan_every_ steps it scans all of x, an O(d) pass kept under ~1% of the steps' work
   // (kPoll steps when a step costs O(d), up to 1024 kPoll for O(nnz) steps on very sparse data).
   static constexpr Offset kPoll = 256;
+  // --flush-every 0 where combining pays (docs/speedup.md: measured against 1, 16 and 64).
+  static constexpr Offset kAutoFlushEvery = 64;
   enum : int { kRun = 0, kStopped = 1, kDiverged = 2 };
 
   Offset SegmentEnd(Offset t) const {
@@ -401,16 +420,45 @@ class Runner {
   }
 
   // Worker w takes positions first, first + P, ... < end (first = begin + w + P * steps it has
-  // already taken in this segment).
-  template <class X>
+  // already taken in this segment). How its writes reach the shared x (W: atomic or racy):
+  //   flush_every_ == 1  each write at once (the paper's Algorithm 2)
+  //   snapshot_          the sequential kernels on the worker's own copy of x; every
+  //                      flush_every_ of its steps (and when it leaves the segment) what it
+  //                      changed is written to the shared x and the copy taken again
+  // docs/speedup.md states what each reads and how stale it can be.
+  template <class W>
   void WorkerLoop(int w, Offset first, Offset end) {
-    X x{x_.data()};
+    const W shared{{x_.data()}};
     Worker& wk = workers_[static_cast<std::size_t>(w)];
+    if (!snapshot_) return WorkerSteps(shared, wk, first, end, [] {});
+    const PlainAccess x{wk.xsnap.data()};
+    auto copy = [&] {
+      detail::CopyShared(shared, wk, d_);
+      if (ctx_.lazy_mem) {  // the slopes R'(x_j) follow the new copy
+        if (wk.lazy_ready) detail::LazyFoldMemory(wk);
+        detail::LazyBegin(ctx_, x, wk);
+      }
+    };
+    auto write = [&] {
+      detail::Sync(ctx_, x, wk);  // the lazy SGD kernel's x = s v, folded
+      detail::WriteChanges(shared, wk, d_);
+    };
+    copy();
+    WorkerSteps(x, wk, first, end, [&] {
+      write();
+      copy();
+    });
+    write();
+  }
+
+  template <class X, class F>
+  void WorkerSteps(const X& x, Worker& wk, Offset first, Offset end, F&& flush) {
     if (ctx_.lazy_mem && !wk.lazy_ready) detail::LazyBegin(ctx_, x, wk);
     const Offset p = static_cast<Offset>(workers_.size());
     // A segment never crosses an epoch's end (as in SequentialLoop): the rows ahead are known.
     const Offset base = first - first % n_;
     const bool prefetch = !c_.with_replacement;
+    const Offset every = snapshot_ ? flush_every_ : 0;
     for (Offset t = first; t < end; t += p) {
       const Offset i = Sample(wk, t);
       if (prefetch) detail::PrefetchAhead(data_, perm_, t - base, p);
@@ -420,6 +468,7 @@ class Runner {
       });
       ++wk.steps;
       if (!MessageFinite(wk)) return Halt(kDiverged);
+      if (every && wk.steps % every == 0) flush();
       if ((wk.steps & (kPoll - 1)) == 0 && !KeepGoing(x, wk, i)) return;
     }
   }
@@ -529,7 +578,7 @@ class Runner {
               " samples in all; now: threads " + std::to_string(c_.threads) + ", " +
               std::to_string(total_) +
               "); resume with the same --method, --compressor, --k, --objective, --lambda, --step, "
-              "--gamma, --shift, --averaging, --sampling, --epochs, --threads, --write, "
+              "--gamma, --shift, --averaging, --sampling, --epochs, --threads, --write, --flush-every, "
               "--eval-every, --seed, --init-std and --reg");
     }
     auto corrupt = [&](const std::string& why) {
@@ -658,6 +707,8 @@ class Runner {
   std::atomic<int> halt_{kRun};  // why the segment in progress ends early (kStopped, kDiverged)
   std::optional<std::uint64_t> data_hash_;
   Offset scan_every_ = kPoll;   // steps between full scans of x (SetScanInterval)
+  Offset flush_every_ = 1;      // parallel: a worker's writes are applied this often (WorkerLoop)
+  bool snapshot_ = false;       // parallel: workers step on their own copy of x (WorkerLoop)
   std::vector<double> stop_x_;  // unfolded lazy x at a mid-segment interrupt (for SaveState)
   bool lazy_average_ = false;   // sequential averaging as A u + B x (LazyAverage)
   detail::LazyAverageState resume_avg_;  // a lazy average restored unfolded, for the next segment

@@ -49,7 +49,10 @@ struct alignas(kCacheLine) Worker {
   bool lazy_ready = false;      // sigma and the bound tree are set up (LazyBegin)
   kernels::LazyTopK lazy_topk;  // top-k over the lines (b_j, sigma_j)
   std::vector<double> row_x;    // parallel: the x values read for the row's dot product
-  AlignedVector xsnap;          // parallel Mem-SGD/QSGD on dense rows: x as this step read it
+  AlignedVector xsnap;  // parallel on dense rows: x as this step read it; snapshot mode: this
+                        // worker's copy of x, its own writes included
+  AlignedVector xbase;  // snapshot mode: xsnap as last copied from the shared x
+  std::vector<Index> changed;  // snapshot mode: scratch of WriteChanges
 };
 
 // The sequential runner's access when it averages lazily: the running average is
@@ -108,6 +111,26 @@ template <class X>
     buf[i + 3] = d;
   }
   for (; i < len; ++i) buf[i] = x.Load(j0 + i);
+}
+
+// Snapshot mode (mem_sgd.cpp, WorkerLoop). WriteChanges: the worker's changes since its last
+// copy of x, xsnap - xbase, added to the shared x through W (their lines requested for writing
+// first, so that the transfers overlap). CopyShared: xsnap = xbase = the shared x.
+template <class W>
+void WriteChanges(const W& shared, Worker& w, Index d) noexcept {
+  const double* s = w.xsnap.data();
+  const double* b = w.xbase.data();
+  auto& changed = w.changed;  // capacity d
+  changed.clear();
+  for (Index j = 0; j < d; ++j)
+    if (s[j] != b[j]) changed.push_back(j);  // NaN != b: a diverged value is written too
+  for (Index j : changed) shared.PrefetchWrite(j);
+  for (Index j : changed) shared.Add(j, s[j] - b[j]);
+}
+template <class W>
+void CopyShared(const W& shared, Worker& w, Index d) noexcept {
+  LoadChunk(shared, 0, d, w.xsnap.data());
+  std::copy(w.xsnap.begin(), w.xsnap.end(), w.xbase.begin());
 }
 
 // Same-rounding helpers over rows: data-gradient part added into a dense buffer.

@@ -51,6 +51,7 @@ std::uint64_t ConfigFingerprint(const TrainConfig& c, const Dataset& data) {
   h.Double(c.epochs);
   h.Word(static_cast<std::uint64_t>(c.threads));
   h.Word(static_cast<std::uint64_t>(c.write));
+  h.Word(static_cast<std::uint64_t>(c.flush_every));
   h.Word(static_cast<std::uint64_t>(eval_every));
   h.Word(c.seed);
   h.Double(c.init_std);
