@@ -108,13 +108,14 @@ class Runner {
     }
     // Parallel writes combined (WorkerLoop): each worker steps on its own copy of x and writes
     // what it changed every flush_every_ of its steps. Auto (--flush-every 0) where the O(d)
-    // write-and-copy costs little next to that many steps: steps that touch O(d) anyway (dense
-    // rows, the dense regulariser) or d <= B (nnz + k); else every write at once (B = 1). On its
-    // copy a worker runs the sequential kernels, the lazy SGD form (x = s v) included (folded
-    // before each write).
+    // write-and-copy costs little next to that many steps: steps that are O(d) anyway (dense
+    // rows, the dense regulariser, Mem-SGD's dense memory pass, QSGD) or d <= B (nnz + k);
+    // else every write at once (B = 1). On its copy a worker runs the sequential kernels, the
+    // lazy SGD form (x = s v) included (folded before each write).
     if (c.threads > 0) {
-      const bool pays = !lazy || static_cast<double>(d_) <=
-                                     static_cast<double>(kAutoFlushEvery) * (nnz_row + sent);
+      const bool dense_step = !lazy || (c.method != Method::kSgd && !ctx_.lazy_mem);
+      const bool pays = dense_step || static_cast<double>(d_) <=
+                                          static_cast<double>(kAutoFlushEvery) * (nnz_row + sent);
       flush_every_ = c.flush_every > 0 ? c.flush_every : pays ? kAutoFlushEvery : 1;
       snapshot_ = flush_every_ > 1;
       ctx_.lazy_ok = snapshot_;
