@@ -102,23 +102,29 @@ class Runner {
     // to about an eighth of the O(nnz + k) steps' work (docs/speedup.md).
     ctx_.fold_every = std::max<Offset>(
         64, static_cast<Offset>(std::ceil(8.0 * d_ / std::max(1.0, nnz_row + sent))));
-    if (lazy && c.method == Method::kSgd && c.threads > 0 && c.objective.lambda != 0) {
-      inv_freq_ = ColumnInverseFrequency(data);
-      ctx_.inv_freq = inv_freq_.data();
-    }
     // Parallel writes combined (WorkerLoop): each worker steps on its own copy of x and writes
     // what it changed every flush_every_ of its steps. Auto (--flush-every 0) where the O(d)
-    // write-and-copy costs little next to that many steps: steps that are O(d) anyway (dense
-    // rows, the dense regulariser, Mem-SGD's dense memory pass, QSGD) or d <= B (nnz + k);
-    // else every write at once (B = 1). On its copy a worker runs the sequential kernels, the
-    // lazy SGD form (x = s v) included (folded before each write).
+    // write-and-copy costs little next to that many steps: 64 steps that are O(d) anyway (dense
+    // rows, the dense regulariser, Mem-SGD's dense memory pass, QSGD), or 256 cheap O(nnz + k)
+    // steps where d <= 64 (nnz + k); at most n / (16 P), so that a worker's writes are never
+    // more than a sixteenth of an epoch late; else every write at once (B = 1). On its copy a
+    // worker runs the sequential kernels, the lazy SGD form (x = s v) included (folded before
+    // each write).
     if (c.threads > 0) {
       const bool dense_step = !lazy || (c.method != Method::kSgd && !ctx_.lazy_mem);
-      const bool pays = dense_step || static_cast<double>(d_) <=
-                                          static_cast<double>(kAutoFlushEvery) * (nnz_row + sent);
-      flush_every_ = c.flush_every > 0 ? c.flush_every : pays ? kAutoFlushEvery : 1;
+      const bool small_d = static_cast<double>(d_) <= 64.0 * (nnz_row + sent);
+      Offset b = dense_step ? 64 : small_d ? 256 : 1;
+      b = std::min(b, std::max<Offset>(1, n_ / (16 * static_cast<Offset>(c.threads))));
+      flush_every_ = c.flush_every > 0 ? c.flush_every : b;
       snapshot_ = flush_every_ > 1;
       ctx_.lazy_ok = snapshot_;
+    }
+    // Hogwild! writing every step: the regulariser on the row's support (Niu et al.). On its own
+    // copy a worker applies the exact L2 term lazily (x = s v) instead.
+    if (lazy && c.method == Method::kSgd && c.threads > 0 && !snapshot_ &&
+        c.objective.lambda != 0) {
+      inv_freq_ = ColumnInverseFrequency(data);
+      ctx_.inv_freq = inv_freq_.data();
     }
     Index max_nnz = 0;
     if (!data.IsDense())
@@ -258,8 +264,6 @@ class Runner {
   // every scan_every_ steps it scans all of x, an O(d) pass kept under ~1% of the steps' work
   // (kPoll steps when a step costs O(d), up to 1024 kPoll for O(nnz) steps on very sparse data).
   static constexpr Offset kPoll = 256;
-  // --flush-every 0 where combining pays (docs/speedup.md: measured against 1, 16 and 64).
-  static constexpr Offset kAutoFlushEvery = 64;
   enum : int { kRun = 0, kStopped = 1, kDiverged = 2 };
 
   Offset SegmentEnd(Offset t) const {
