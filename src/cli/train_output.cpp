@@ -113,6 +113,7 @@ void PrintResult(const TrainConfig& cfg, const TrainResult& res) {
                 "downlink_bits_sparse=%.6g",
                 res.uplink_bits_values, res.uplink_bits_indexed, res.downlink_bits_dense,
                 res.downlink_bits_sparse);
+  if (res.flush_every > 0) std::printf(" flush_every=%lld", static_cast<long long>(res.flush_every));
   std::printf("\n");
 }
 

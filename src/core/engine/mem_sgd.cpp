@@ -251,6 +251,7 @@ class Runner {
       res.x = avg_;
     res.samples = samples_;
     res.train_seconds = train_seconds_;
+    res.flush_every = c_.threads > 0 ? flush_every_ : 0;
     return res;
   }
 
