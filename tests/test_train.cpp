@@ -62,6 +62,14 @@ TrainConfig BaseConfig(double lambda) {
   return c;
 }
 
+// "method:compressor" (e.g. "mem-sgd:rand"), k = 2.
+TrainConfig MethodConfig(double lambda, const std::string& method) {
+  TrainConfig c = BaseConfig(lambda);
+  c.method = MethodFromName(method.substr(0, method.find(':')));
+  c.compressor = CompressorSpec::FromName(method.substr(method.find(':') + 1), 2, false, 4);
+  return c;
+}
+
 double MaxAbsDiff(const std::vector<double>& a, const std::vector<double>& b) {
   double m = 0;
   for (std::size_t j = 0; j < a.size(); ++j) m = std::max(m, std::abs(a[j] - b[j]));
@@ -214,9 +222,7 @@ TEST_CASE("parallel Mem-SGD and Hogwild SGD converge to the sequential optimum")
   const Objective obj{Loss::kLogistic, Regularizer::kL2, 1.0 / 3000};
   const double fstar = ComputeOptimum(obj, data).fstar;
   for (std::string method : {"mem-sgd:top", "mem-sgd:rand", "sgd:top"}) {
-    auto cfg = BaseConfig(obj.lambda);
-    cfg.method = MethodFromName(method.substr(0, method.find(':')));
-    cfg.compressor = CompressorSpec::FromName(method.substr(method.find(':') + 1), 2, false, 4);
+    auto cfg = MethodConfig(obj.lambda, method);
     cfg.averaging = AveragingKind::kWeighted;
     cfg.epochs = 8;
     cfg.init_std = 0.01;
@@ -263,9 +269,7 @@ TEST_CASE("write combining (--flush-every): workers on their own copies converge
     const Objective obj{Loss::kLogistic, Regularizer::kL2, 1.0 / 3000};
     const double fstar = ComputeOptimum(obj, *data).fstar;
     for (std::string method : {"mem-sgd:top", "mem-sgd:rand", "sgd:top"}) {
-      auto cfg = BaseConfig(obj.lambda);
-      cfg.method = MethodFromName(method.substr(0, method.find(':')));
-      cfg.compressor = CompressorSpec::FromName(method.substr(method.find(':') + 1), 2, false, 4);
+      auto cfg = MethodConfig(obj.lambda, method);
       // Figure 4's protocol: step 1 / (1 + t/n), the last iterate (the parallel averaging would
       // see only the 8 segment ends).
       cfg.schedule = ScheduleKind::kInverseEpoch;
