@@ -247,7 +247,7 @@ TEST_CASE("parallel Mem-SGD and Hogwild SGD converge to the sequential optimum")
 
 TEST_CASE("write combining (--flush-every): workers on their own copies converge as write-through") {
   // Each worker steps on its own copy of x and writes what it changed every B of its steps:
-  // the other workers see its updates up to B of its steps late. With B = 64 and 256 and 2 or 4
+  // the other workers see its updates up to B of its steps late. With B = auto, 64 and 256 and 2 or 4
   // workers (4 on a 2-core machine: a descheduled worker's copy is older still) the mean final
   // suboptimality of four seeds stays within 1.5x of write-through's (measured: B = 64 within
   // 10 %, B = 256 within 30 %). Dense rows and sparse rows of a small d (both combined by
@@ -269,22 +269,28 @@ TEST_CASE("write combining (--flush-every): workers on their own copies converge
     const Objective obj{Loss::kLogistic, Regularizer::kL2, 1.0 / 3000};
     const double fstar = ComputeOptimum(obj, *data).fstar;
     for (std::string method : {"mem-sgd:top", "mem-sgd:rand", "sgd:top"}) {
+    for (ScheduleKind schedule : {ScheduleKind::kInverseEpoch, ScheduleKind::kPaper}) {
       auto cfg = MethodConfig(obj.lambda, method);
-      // Figure 4's protocol: step 1 / (1 + t/n), the last iterate (the parallel averaging would
-      // see only the 8 segment ends).
-      cfg.schedule = ScheduleKind::kInverseEpoch;
-      cfg.gamma = 1.0;
+      // Figure 4's protocol: step 1 / (1 + t/n), and the paper's gamma / (lambda (t + a)), whose
+      // first steps are huge (the auto B follows the step size); the last iterate (the parallel
+      // averaging would see only the 8 segment ends).
+      cfg.schedule = schedule;
+      cfg.gamma = schedule == ScheduleKind::kPaper ? 2.0 : 1.0;
       cfg.averaging = AveragingKind::kFinal;
       cfg.epochs = 8;
       cfg.init_std = 0.01;
       cfg.fstar = fstar;
       cfg.eval_every = 3000;  // segments of an epoch: the workers overlap (not one after the other)
       const double seq = Train(cfg, *data).trace.back().suboptimality;
+      const std::vector<Offset> flushes = schedule == ScheduleKind::kPaper
+                                              ? std::vector<Offset>{1, 0}
+                                              : std::vector<Offset>{1, 0, 64, 256};
       for (int p : {2, 4}) {
         double through = 0;  // mean of four seeds, write-through
-        for (Offset flush : {1, 64, 256}) {
+        for (Offset flush : flushes) {
           CAPTURE(data->IsDense());
           CAPTURE(method);
+          CAPTURE(schedule == ScheduleKind::kPaper);
           CAPTURE(p);
           CAPTURE(flush);
           cfg.threads = p;
@@ -298,14 +304,15 @@ TEST_CASE("write combining (--flush-every): workers on their own copies converge
             lowest = std::min(lowest, res.trace.back().suboptimality);
           }
           MESSAGE(std::string(data->IsDense() ? "dense " : "sparse ")
-                  << method << " P=" << p << " B=" << flush << ": mean " << mean << ", seq " << seq);
+                  << method << std::string(schedule == ScheduleKind::kPaper ? " paper" : " inverse-epoch")
+                  << " P=" << p << " B=" << flush << ": mean " << mean << ", seq " << seq);
           CHECK(lowest >= -1e-12);
           CHECK(mean <= 3.0 * seq);
           if (flush == 1) through = mean;
           else CHECK(mean <= 1.5 * through);
         }
       }
-      cfg.threads = 0;
+    }
     }
   }
 }

@@ -101,7 +101,7 @@ void AddTrainOptions(po::options_description& opts, TrainArgs& a) {
      "changed to the shared vector and copies it again (others see its writes up to B steps "
      "late); 1: every write at once (the paper's write-through); 0: auto: 64 where a step is "
      "O(d) anyway (dense rows, --reg dense, top-k's dense pass, QSGD), 256 where d <= 64 (nnz + "
-     "k), at most n/(16 P); else 1")
+     "k), at most n/(16 P) and 16/eta at step size eta; else 1")
     ("reg", po::value(&a.reg)->default_value("lazy"),
      "how the regulariser enters a step on sparse data: lazy (O(nnz + k): Mem-SGD's memory kept "
      "as lines m_j = b_j + R'(x_j) S, except top-k with d < 16384 or n < d/10, where the "

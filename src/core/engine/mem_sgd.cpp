@@ -103,19 +103,23 @@ class Runner {
     ctx_.fold_every = std::max<Offset>(
         64, static_cast<Offset>(std::ceil(8.0 * d_ / std::max(1.0, nnz_row + sent))));
     // Parallel writes combined (WorkerLoop): each worker steps on its own copy of x and writes
-    // what it changed every flush_every_ of its steps. Auto (--flush-every 0) where the O(d)
-    // write-and-copy costs little next to that many steps: 64 steps that are O(d) anyway (dense
-    // rows, the dense regulariser, Mem-SGD's dense memory pass, QSGD), or 256 cheap O(nnz + k)
-    // steps where d <= 64 (nnz + k); at most n / (16 P), so that a worker's writes are never
-    // more than a sixteenth of an epoch late; else every write at once (B = 1). On its copy a
-    // worker runs the sequential kernels, the lazy SGD form (x = s v) included (folded before
-    // each write).
+    // what it changed every B of its steps. Auto (--flush-every 0) where the O(d) write-and-copy
+    // costs little next to B steps: B = 64 for steps that are O(d) anyway (dense rows, the
+    // dense regulariser, Mem-SGD's dense memory pass, QSGD), 256 for cheap O(nnz + k) steps
+    // where d <= 64 (nnz + k), else 1 (every write at once); never more than n / (16 P) (a
+    // worker's writes at most a sixteenth of an epoch late), and at a step of size eta never
+    // more than kFlushEta / eta (FlushAfter): what a late write costs grows with the step size
+    // (measured: the paper's schedule, whose steps are 2-8x those of 1 / (1 + t/n) over the
+    // first epochs, lost accuracy at a fixed B = 64 on Fashion-MNIST; 1 / (1 + t/n) did not).
+    // On its copy a worker runs the sequential kernels, the lazy SGD form (x = s v) included
+    // (folded before each write).
     if (c.threads > 0) {
       const bool dense_step = !lazy || (c.method != Method::kSgd && !ctx_.lazy_mem);
       const bool small_d = static_cast<double>(d_) <= 64.0 * (nnz_row + sent);
       Offset b = dense_step ? 64 : small_d ? 256 : 1;
       b = std::min(b, std::max<Offset>(1, n_ / (16 * static_cast<Offset>(c.threads))));
-      flush_every_ = c.flush_every > 0 ? c.flush_every : b;
+      flush_auto_ = c.flush_every == 0;
+      flush_every_ = flush_auto_ ? b : c.flush_every;
       snapshot_ = flush_every_ > 1;
       ctx_.lazy_ok = snapshot_;
     }
@@ -265,6 +269,8 @@ class Runner {
   // every scan_every_ steps it scans all of x, an O(d) pass kept under ~1% of the steps' work
   // (kPoll steps when a step costs O(d), up to 1024 kPoll for O(nnz) steps on very sparse data).
   static constexpr Offset kPoll = 256;
+  // Auto --flush-every: at most kFlushEta / eta steps between a worker's writes (FlushAfter).
+  static constexpr double kFlushEta = 16;
   enum : int { kRun = 0, kStopped = 1, kDiverged = 2 };
 
   Offset SegmentEnd(Offset t) const {
@@ -457,6 +463,15 @@ class Runner {
     write();
   }
 
+  // Snapshot mode: a worker writes after this many of its steps when the step size is eta
+  // (Runner()).
+  Offset FlushAfter(double eta) const noexcept {
+    if (!flush_auto_) return flush_every_;
+    const double b = kFlushEta / eta;  // NaN or inf (eta 0): flush_every_
+    return !(b < static_cast<double>(flush_every_)) ? flush_every_
+                                                    : std::max<Offset>(1, static_cast<Offset>(b));
+  }
+
   template <class X, class F>
   void WorkerSteps(const X& x, Worker& wk, Offset first, Offset end, F&& flush) {
     if (ctx_.lazy_mem && !wk.lazy_ready) detail::LazyBegin(ctx_, x, wk);
@@ -464,7 +479,7 @@ class Runner {
     // A segment never crosses an epoch's end (as in SequentialLoop): the rows ahead are known.
     const Offset base = first - first % n_;
     const bool prefetch = !c_.with_replacement;
-    const Offset every = snapshot_ ? flush_every_ : 0;
+    Offset since = 0;  // this worker's steps since its last write (snapshot mode)
     for (Offset t = first; t < end; t += p) {
       const Offset i = Sample(wk, t);
       if (prefetch) detail::PrefetchAhead(data_, perm_, t - base, p);
@@ -474,7 +489,10 @@ class Runner {
       });
       ++wk.steps;
       if (!MessageFinite(wk)) return Halt(kDiverged);
-      if (every && wk.steps % every == 0) flush();
+      if (snapshot_ && ++since >= FlushAfter(eta)) {
+        flush();
+        since = 0;
+      }
       if ((wk.steps & (kPoll - 1)) == 0 && !KeepGoing(x, wk, i)) return;
     }
   }
@@ -715,6 +733,7 @@ class Runner {
   Offset scan_every_ = kPoll;   // steps between full scans of x (SetScanInterval)
   Offset flush_every_ = 1;      // parallel: a worker's writes are applied this often (WorkerLoop)
   bool snapshot_ = false;       // parallel: workers step on their own copy of x (WorkerLoop)
+  bool flush_auto_ = true;      // --flush-every 0: FlushAfter follows the step size
   std::vector<double> stop_x_;  // unfolded lazy x at a mid-segment interrupt (for SaveState)
   bool lazy_average_ = false;   // sequential averaging as A u + B x (LazyAverage)
   detail::LazyAverageState resume_avg_;  // a lazy average restored unfolded, for the next segment
