@@ -215,6 +215,7 @@ std::string Num(double v, const char* fmt = "%.6g") {
 struct RunRecord {
   std::size_t method = 0;  // index into the method list
   std::string write;       // "atomic", "racy" or "seq" (threads 0)
+  Offset flush_every = 0;  // the --flush-every that ran (TrainResult::flush_every; 0: sequential)
   int threads = 0;
   int repeat = 0;
   std::uint64_t seed = 0;
@@ -280,7 +281,7 @@ x0 ~ N(0, 0.01^2).
 int main(int argc, char** argv) {
   std::string data_path, like, methods_arg, writes_arg, threads_arg, step, averaging, csv_path,
       md_path, trace_path, name, machine;
-  long long rows = 0, features = 0, eval_every = 0;
+  long long rows = 0, features = 0, eval_every = 0, flush_every = 0;
   double k = 10, epochs = 10, lambda = -1, gamma = 0, threshold = kNaN, init_std = 0.01;
   double avg_nnz = 73.0;
   int repeats = 3;
@@ -308,6 +309,9 @@ int main(int argc, char** argv) {
     ("k", po::value(&k)->default_value(10), "coordinates sent per Mem-SGD step")
     ("write", po::value(&writes_arg)->default_value("atomic,racy"),
      "write policies for threads >= 1: atomic (fetch_add) and/or racy (Hogwild!)")
+    ("flush-every", po::value(&flush_every)->default_value(0),
+     "threads >= 1: a worker's writes combined over this many of its steps (memsgd train "
+     "--flush-every; 0: auto, 1: every write at once)")
     ("threads", po::value(&threads_arg)->default_value("1,2,4,8,12,16"),
      "list and/or ranges low:high[:step|:*mult]; 0 = the sequential solver")
     ("repeats", po::value(&repeats)->default_value(3), "runs per configuration (seed + repeat)")
@@ -450,6 +454,7 @@ int main(int argc, char** argv) {
           cfg.compressor = CompressorSpec::FromName(methods[mi].compressor, k, false, 4);
           cfg.threads = p;
           cfg.write = w == "racy" ? WritePolicy::kRacy : WritePolicy::kAtomic;
+          cfg.flush_every = flush_every;
           cfg.seed = seed + static_cast<std::uint64_t>(r);
           RunRecord rec;
           rec.method = mi;
@@ -472,6 +477,7 @@ int main(int argc, char** argv) {
           rec.status = res.status;
           rec.samples = res.samples;
           rec.train_seconds = res.train_seconds;
+          rec.flush_every = res.flush_every;
           for (const auto& pt : rec.trace)
             if (std::isfinite(pt.loss) && (std::isnan(rec.min_loss) || pt.loss < rec.min_loss))
               rec.min_loss = pt.loss;
@@ -537,7 +543,7 @@ int main(int argc, char** argv) {
     if (!csv_path.empty()) {
       std::ofstream out(csv_path);
       if (!out) throw std::runtime_error("cannot write " + csv_path);
-      out << "dataset,n,d,method,compressor,k,write,threads,repeat,seed,threshold,"
+      out << "dataset,n,d,method,compressor,k,write,flush_every,threads,repeat,seed,threshold,"
              "seconds_to_threshold,epochs_to_threshold,samples_per_s,speedup,"
              "speedup_vs_sequential,min_loss,final_loss,epochs,samples,train_seconds,status,"
              "lambda,step,gamma,averaging,loadavg1,machine,cpu,cores,commit,run_commit,date,compiler\n";
@@ -546,7 +552,7 @@ int main(int argc, char** argv) {
         out << Csv(name) << ',' << data.NumRows() << ',' << data.NumFeatures() << ','
             << MethodName(m.method) << ',' << m.compressor << ','
             << (m.method == Method::kMemSgd ? Num(k) : std::string("")) << ',' << r.write << ','
-            << r.threads << ',' << r.repeat << ',' << r.seed << ',' << Num(threshold, "%.10g")
+            << r.flush_every << ',' << r.threads << ',' << r.repeat << ',' << r.seed << ',' << Num(threshold, "%.10g")
             << ',' << Num(r.seconds_to_threshold, "%.6g") << ',' << Num(r.epochs_to_threshold)
             << ',' << Num(r.SamplesPerSecond(), "%.6g") << ',' << Num(r.speedup, "%.4f") << ','
             << Num(r.speedup_vs_sequential, "%.4f") << ',' << Num(r.min_loss, "%.10g") << ','
