@@ -39,7 +39,9 @@ struct TrainResult {
   double downlink_bits_dense = NAN, downlink_bits_sparse = NAN;
   Offset resumed_from = -1;      // samples already done in the checkpoint resumed from (-1: none)
   int checkpoints_written = 0;   // checkpoint files saved by this run
-  Offset flush_every = 0;        // parallel Mem-SGD/SGD/QSGD: the --flush-every that ran (0: none)
+  // Parallel Mem-SGD/SGD/QSGD: the most steps a worker combined into one write (1: every write
+  // at once; 0: sequential).
+  Offset flush_every = 0;
   std::vector<std::string> warnings;  // e.g. a checkpoint that could not be written (run goes on)
   double SamplesPerSecond() const { return train_seconds > 0 ? samples / train_seconds : 0; }
 };

@@ -255,7 +255,10 @@ class Runner {
       res.x = avg_;
     res.samples = samples_;
     res.train_seconds = train_seconds_;
-    res.flush_every = c_.threads > 0 ? flush_every_ : 0;
+    if (c_.threads > 0) {
+      res.flush_every = 1;
+      for (const auto& w : workers_) res.flush_every = std::max(res.flush_every, w.longest_flush);
+    }
     return res;
   }
 
@@ -491,10 +494,12 @@ class Runner {
       if (!MessageFinite(wk)) return Halt(kDiverged);
       if (snapshot_ && ++since >= FlushAfter(eta)) {
         flush();
+        wk.longest_flush = std::max(wk.longest_flush, since);
         since = 0;
       }
-      if ((wk.steps & (kPoll - 1)) == 0 && !KeepGoing(x, wk, i)) return;
+      if ((wk.steps & (kPoll - 1)) == 0 && !KeepGoing(x, wk, i)) break;
     }
+    wk.longest_flush = std::max(wk.longest_flush, since);  // the segment end's write
   }
 
   void RunParallel(Offset begin, Offset end, const std::vector<Offset>& done) {

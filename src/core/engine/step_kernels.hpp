@@ -53,6 +53,7 @@ struct alignas(kCacheLine) Worker {
                         // worker's copy of x, its own writes included
   AlignedVector xbase;  // snapshot mode: xsnap as last copied from the shared x
   std::vector<Index> changed;  // snapshot mode: scratch of WriteChanges
+  Offset longest_flush = 0;    // snapshot mode: the most steps combined into one write so far
 };
 
 // The sequential runner's access when it averages lazily: the running average is
