@@ -120,12 +120,11 @@ class Runner {
       b = std::min(b, std::max<Offset>(1, n_ / (16 * static_cast<Offset>(c.threads))));
       flush_auto_ = c.flush_every == 0;
       flush_every_ = flush_auto_ ? b : c.flush_every;
-      snapshot_ = flush_every_ > 1;
-      ctx_.lazy_ok = snapshot_;
+      ctx_.lazy_ok = Snapshot();
     }
     // Hogwild! writing every step: the regulariser on the row's support (Niu et al.). On its own
     // copy a worker applies the exact L2 term lazily (x = s v) instead.
-    if (lazy && c.method == Method::kSgd && c.threads > 0 && !snapshot_ &&
+    if (lazy && c.method == Method::kSgd && c.threads > 0 && !Snapshot() &&
         c.objective.lambda != 0) {
       inv_freq_ = ColumnInverseFrequency(data);
       ctx_.inv_freq = inv_freq_.data();
@@ -143,9 +142,9 @@ class Runner {
       wk.rng.Seed(c.seed, static_cast<std::uint64_t>(w));
       if (ctx_.lazy_mem) wk.sigma.assign(static_cast<std::size_t>(d_), 0.0);
       if (ctx_.lazy_topk) wk.lazy_topk.Reset(d_, spec.IntK(d_));
-      if (snapshot_ || (c.threads > 0 && data.IsDense() && c.method != Method::kSgd))
+      if (Snapshot() || (c.threads > 0 && data.IsDense() && c.method != Method::kSgd))
         wk.xsnap.assign(static_cast<std::size_t>(d_), 0.0);
-      if (snapshot_) {
+      if (Snapshot()) {
         wk.xbase.assign(static_cast<std::size_t>(d_), 0.0);
         wk.changed.reserve(static_cast<std::size_t>(d_));
       }
@@ -275,6 +274,9 @@ class Runner {
   // Auto --flush-every: at most kFlushEta / eta steps between a worker's writes (FlushAfter).
   static constexpr double kFlushEta = 16;
   enum : int { kRun = 0, kStopped = 1, kDiverged = 2 };
+
+  // Parallel: the workers step on their own copies of x (WorkerLoop).
+  bool Snapshot() const noexcept { return flush_every_ > 1; }
 
   Offset SegmentEnd(Offset t) const {
     return std::min({(t / eval_every_ + 1) * eval_every_, (t / n_ + 1) * n_, total_});
@@ -437,7 +439,7 @@ class Runner {
   // Worker w takes positions first, first + P, ... < end (first = begin + w + P * steps it has
   // already taken in this segment). How its writes reach the shared x (W: atomic or racy):
   //   flush_every_ == 1  each write at once (the paper's Algorithm 2)
-  //   snapshot_          the sequential kernels on the worker's own copy of x; every
+  //   Snapshot()         the sequential kernels on the worker's own copy of x; every
   //                      flush_every_ of its steps (and when it leaves the segment) what it
   //                      changed is written to the shared x and the copy taken again
   // docs/speedup.md states what each reads and how stale it can be.
@@ -445,14 +447,11 @@ class Runner {
   void WorkerLoop(int w, Offset first, Offset end) {
     const W shared{{x_.data()}};
     Worker& wk = workers_[static_cast<std::size_t>(w)];
-    if (!snapshot_) return WorkerSteps(shared, wk, first, end, [] {});
+    if (!Snapshot()) return WorkerSteps(shared, wk, first, end, [] {});
     const PlainAccess x{wk.xsnap.data()};
     auto copy = [&] {
       detail::CopyShared(shared, wk, d_);
-      if (ctx_.lazy_mem) {  // the slopes R'(x_j) follow the new copy
-        if (wk.lazy_ready) detail::LazyFoldMemory(wk);
-        detail::LazyBegin(ctx_, x, wk);
-      }
+      if (ctx_.lazy_mem) detail::LazyReread(ctx_, x, wk);  // the slopes follow the new copy
     };
     auto write = [&] {
       detail::Sync(ctx_, x, wk);  // the lazy SGD kernel's x = s v, folded
@@ -492,7 +491,7 @@ class Runner {
       });
       ++wk.steps;
       if (!MessageFinite(wk)) return Halt(kDiverged);
-      if (snapshot_ && ++since >= FlushAfter(eta)) {
+      if (Snapshot() && ++since >= FlushAfter(eta)) {
         flush();
         wk.longest_flush = std::max(wk.longest_flush, since);
         since = 0;
@@ -737,7 +736,6 @@ class Runner {
   std::optional<std::uint64_t> data_hash_;
   Offset scan_every_ = kPoll;   // steps between full scans of x (SetScanInterval)
   Offset flush_every_ = 1;      // parallel: a worker's writes are applied this often (WorkerLoop)
-  bool snapshot_ = false;       // parallel: workers step on their own copy of x (WorkerLoop)
   bool flush_auto_ = true;      // --flush-every 0: FlushAfter follows the step size
   std::vector<double> stop_x_;  // unfolded lazy x at a mid-segment interrupt (for SaveState)
   bool lazy_average_ = false;   // sequential averaging as A u + B x (LazyAverage)

@@ -478,15 +478,20 @@ inline void LazyFoldMemory(Worker& w) noexcept {
   w.lazy_ready = false;
 }
 
+// Re-reads the slopes from x (a parallel worker's periodic re-read, or its new copy): the memory
+// folded at the old slopes, then the lines set up again at the new ones (O(d)).
+template <class X>
+void LazyReread(const StepContext& ctx, const X& x, Worker& w) {
+  if (w.lazy_ready) LazyFoldMemory(w);
+  LazyBegin(ctx, x, w);
+}
+
 template <class X>
 [[gnu::always_inline]] inline void LazyMemStep(const StepContext& ctx, const X& x, Worker& w,
                                                SparseRow row, double y, double eta) {
   constexpr bool kFresh = !kReadsPlain<X>;  // parallel: other workers move x
   if constexpr (kFresh) {
-    if (w.steps > 0 && w.steps % ctx.fold_every == 0) {
-      LazyFoldMemory(w);
-      LazyBegin(ctx, x, w);
-    }
+    if (w.steps > 0 && w.steps % ctx.fold_every == 0) LazyReread(ctx, x, w);
   }
   const Objective& obj = *ctx.obj;
   double* b = w.m.data();
