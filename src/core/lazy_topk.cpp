@@ -64,13 +64,14 @@ void LazyTopK::Rebuild(const double* b, const double* s, double shift) {
   std::vector<std::uint64_t>& keys = scratch_;
   keys.resize(static_cast<std::size_t>(d_));
   for (Index j = 0; j < d_; ++j) keys[static_cast<std::size_t>(j)] = Key(std::abs(LazyValue(b[j], s[j], shift)));
-  const auto kth = [&](std::size_t r) {
-    std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(r), keys.end(), std::greater<>());
-    return keys[r];
-  };
-  const std::size_t keep = std::min<std::size_t>(kKeep * static_cast<std::size_t>(k_), static_cast<std::size_t>(d_));
-  const std::uint64_t top_k = kth(static_cast<std::size_t>(k_) - 1);
-  std::uint64_t t = keep > static_cast<std::size_t>(k_) ? kth(keep - 1) : top_k;
+  const std::size_t k = static_cast<std::size_t>(k_);
+  const std::size_t keep = std::max(k, std::min<std::size_t>(kKeep * k, static_cast<std::size_t>(d_)));
+  // The 8k-th over all d first; the k-th is then the k-th of the first 8k (one pass over d, not two).
+  const auto at = [&](std::size_t r) { return keys.begin() + static_cast<std::ptrdiff_t>(r); };
+  std::nth_element(keys.begin(), at(keep - 1), keys.end(), std::greater<>());
+  std::uint64_t t = keys[keep - 1];
+  std::nth_element(keys.begin(), at(k - 1), at(keep), std::greater<>());
+  const std::uint64_t top_k = keys[k - 1];
   if (t >= top_k) {
     // Ties down to the 8k-th: the largest value below the k-th (O(d)), or 0.
     t = 0;
