@@ -65,7 +65,7 @@ void LazyTopK::Rebuild(const double* b, const double* s, double shift) {
   keys.resize(static_cast<std::size_t>(d_));
   for (Index j = 0; j < d_; ++j) keys[static_cast<std::size_t>(j)] = Key(std::abs(LazyValue(b[j], s[j], shift)));
   const std::size_t k = static_cast<std::size_t>(k_);
-  const std::size_t keep = std::max(k, std::min<std::size_t>(kKeep * k, static_cast<std::size_t>(d_)));
+  const std::size_t keep = std::min<std::size_t>(kKeep * k, static_cast<std::size_t>(d_));  // >= k (k <= d)
   // The 8k-th over all d first; the k-th is then the k-th of the first 8k (one pass over d, not two).
   const auto at = [&](std::size_t r) { return keys.begin() + static_cast<std::ptrdiff_t>(r); };
   std::nth_element(keys.begin(), at(keep - 1), keys.end(), std::greater<>());
