@@ -113,6 +113,34 @@ TEST_CASE("LazyTopK: the exact top-k of drifting lines, random touches and sends
     }
 }
 
+TEST_CASE("LazyTopK: slopes of very different sizes (the hot buckets' drift bound)") {
+  // The hot set's buckets bound a member's value by its value when placed plus the largest slope
+  // of its bucket times the S gone by: a steep line in a low bucket must still be found when it
+  // overtakes flat lines in higher buckets, between two placings of the whole set.
+  Rng rng(test::Seed(), 903);
+  for (Index k : {1, 5, 30}) {
+    CAPTURE(k);
+    LinesModel m(4000, k);
+    const auto slope = [&] {  // |s| from 1e-7 to 1e-1, either sign
+      return std::pow(10.0, -7 + 6 * rng.Uniform()) * (rng.Uniform() < 0.5 ? -1 : 1);
+    };
+    for (Index j = 0; j < 4000; ++j) m.Set(j, rng.Uniform() * (j % 3 ? 1e-3 : 1.0), slope());
+    m.topk.Rebuild(m.b.data(), m.s.data(), m.shift);
+    for (int step = 0; step < 600; ++step) {
+      m.shift += 0.05 * rng.Uniform();
+      for (int e = 0; e < 8; ++e) {  // a row: kicks of any size, new slopes
+        const auto j = static_cast<Index>(rng.Below(4000));
+        const double v = LazyValue(m.b[static_cast<std::size_t>(j)], m.s[static_cast<std::size_t>(j)], m.shift);
+        m.Set(j, v + 0.01 * rng.Normal(), slope());
+      }
+      m.SelectCheckSend([&](Index j) { m.Set(j, 1e-4 * rng.Normal(), slope()); });
+    }
+    const auto& st = m.topk.Stats();
+    MESSAGE("k " << k << ": evaluated " << st.hot << " placings " << st.placings << " rebuilds " << st.rebuilds);
+    CHECK(st.placings > 0);  // the drift bound was exercised between placings
+  }
+}
+
 TEST_CASE("LazyTopK: ties, zeros, equal slopes and crossings exactly at the threshold") {
   // All lines equal (the same slope, the same start): every selection is a tie of all d,
   // resolved by ascending index as TopKReference does.

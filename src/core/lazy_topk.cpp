@@ -14,79 +14,160 @@ inline std::uint64_t Key(double abs_value) noexcept { return std::bit_cast<std::
 inline bool Better(const LazyTopK::Cand& p, const LazyTopK::Cand& q) noexcept {
   return p.key > q.key || (p.key == q.key && p.j < q.j);
 }
-// Measured on RCV1-like top-50 (d = 47,236; docs/performance.md): (trim at, keep) = (6, 4) rebuilds
-// every 55 steps (1.2 s), (16, 8) every 400 (0.60 s), (32, 16) evaluates 2x more of H (0.70 s).
-constexpr std::size_t kTrimAt = 16;  // H past 16k + 16: tau raised
-constexpr std::size_t kKeep = 8;     // to the 8k-th largest value of H (and at a rebuild)
-constexpr double kFilter = 0.9;  // the filter: 0.9 times the last k-th value, lowered by 0.9
+// Measured on RCV1-like top-50 (d = 47,236; docs/performance.md), best of 3 (samples/s): (trim at,
+// keep) = (16, 8) rebuilds every 405 steps (142 k/s), (32, 16) every 2,000 (165 k/s), (64, 32)
+// every 5,500 (152 k/s: larger placings and more descents). With all of H evaluated at every
+// selection (before the buckets), (32, 16) was slower than (16, 8).
+constexpr std::size_t kTrimAt = 32;  // H past 32k + 16: tau raised
+constexpr std::size_t kKeep = 16;    // to the 16k-th largest value of H (and at a rebuild)
 }  // namespace
+
+double LazyTopK::After(double x) noexcept {
+  if (x >= 0 && x < INFINITY && !std::signbit(x)) [[likely]]
+    return std::bit_cast<double>(std::bit_cast<std::uint64_t>(x) + 1);
+  return std::nextafter(x, INFINITY);
+}
 
 void LazyTopK::Reset(Index d, Index k) {
   d_ = d;
   k_ = std::clamp<Index>(k, 0, d);
   tau_ = 0;
-  filter_ = 0;
   levels_.clear();
   Index size = d;
   do {
     size = (size + kFanout - 1) / kFanout;
     levels_.emplace_back(static_cast<std::size_t>(size), INFINITY);
   } while (size > 64);
-  hot_.clear();
-  hot_.reserve(static_cast<std::size_t>(std::min<Index>(d, 8 * k_ + 64)));
+  buckets_.assign(kBuckets, {});
+  nonempty_.fill(0);
+  base_ = 0;
+  ResetDrift(0);
+  last_kth_ = 0;
+  hot_size_ = 0;
+  cross_.assign(static_cast<std::size_t>(d), INFINITY);
   hot_pos_.assign(static_cast<std::size_t>(d), -1);
-  cand_.reserve(hot_.capacity());
+  hot_bucket_.assign(static_cast<std::size_t>(d), 0);
+  cand_.reserve(static_cast<std::size_t>(std::min<Index>(d, kTrimAt * static_cast<std::size_t>(k_) + 64)));
   taken_.assign(static_cast<std::size_t>(d), 0);
   stats_ = {};
 }
 
-void LazyTopK::RemoveHot(Index j) noexcept {
-  const Index pos = hot_pos_[static_cast<std::size_t>(j)];
-  if (pos < 0) return;
-  const Index last = hot_.back();
-  hot_[static_cast<std::size_t>(pos)] = last;
-  hot_pos_[static_cast<std::size_t>(last)] = pos;
-  hot_.pop_back();
-  hot_pos_[static_cast<std::size_t>(j)] = -1;
+void LazyTopK::Erase(Index j) noexcept {
+  const auto u = static_cast<std::size_t>(j);
+  const int bucket = hot_bucket_[u];
+  std::vector<Index>& v = buckets_[static_cast<std::size_t>(bucket)];
+  const Index last = v.back();
+  v[static_cast<std::size_t>(hot_pos_[u])] = last;
+  hot_pos_[static_cast<std::size_t>(last)] = hot_pos_[u];
+  v.pop_back();
+  if (v.empty()) nonempty_[static_cast<std::size_t>(bucket >> 6)] &= ~(std::uint64_t{1} << (bucket & 63));
 }
 
-double LazyTopK::ColdCrossing(double b, double s, double shift) const noexcept {
-  // A value at tau (within rounding) crosses now: the next selection, at a larger S, looks again.
-  const double t = Crossing(b, s);
-  return t > shift ? t : std::nextafter(shift, INFINITY);
+void LazyTopK::RemoveHot(Index j) noexcept {
+  if (hot_pos_[static_cast<std::size_t>(j)] < 0) return;
+  Erase(j);
+  hot_pos_[static_cast<std::size_t>(j)] = -1;
+  --hot_size_;
+}
+
+void LazyTopK::ClearBuckets() noexcept {
+  for (int w = 0; w < kBuckets / 64; ++w)
+    for (std::uint64_t bits = nonempty_[static_cast<std::size_t>(w)]; bits != 0; bits &= bits - 1)
+      buckets_[static_cast<std::size_t>(w * 64 + std::countr_zero(bits))].clear();
+  nonempty_.fill(0);
+}
+
+int LazyTopK::HighestBucket(int below) const noexcept {
+  if (below <= 0) return -1;
+  int w = (below - 1) >> 6;
+  std::uint64_t bits = nonempty_[static_cast<std::size_t>(w)];
+  const int top = (below - 1) & 63;  // bits 0..top of word w are below `below`
+  if (top < 63) bits &= (std::uint64_t{2} << top) - 1;
+  while (bits == 0) {
+    if (--w < 0) return -1;
+    bits = nonempty_[static_cast<std::size_t>(w)];
+  }
+  return w * 64 + 63 - std::countl_zero(bits);
+}
+
+double LazyTopK::BucketBound(int bucket, double smax) const noexcept {
+  if (bucket == kBuckets - 1) return INFINITY;
+  // Members of `bucket` were placed with a key below (base_ + bucket + 1) << kBucketShift.
+  const std::int64_t edge = base_ + bucket + 1;
+  constexpr std::int64_t kInf = static_cast<std::int64_t>(std::bit_cast<std::uint64_t>(std::numeric_limits<double>::infinity()) >> kBucketShift);
+  if (edge >= kInf) return INFINITY;
+  const double top = std::bit_cast<double>(static_cast<std::uint64_t>(edge) << kBucketShift);
+  // |v(S)| <= |v(S_placed)| + |s| |S - S_placed| (1 + 2u), and the sum's own rounding.
+  return (top + smax * (shi_ - slo_)) * (1 + 1e-14);
+}
+
+void LazyTopK::ResetDrift(double shift) noexcept {
+  smax_.fill(0);
+  smax_all_ = 0;
+  slo_ = shi_ = shift;
+  first_scan_ = -1;
+  excess_ = 0;
+}
+
+void LazyTopK::PlaceAll(const double* b, const double* s, double shift, std::uint64_t kth) {
+  ++stats_.placings;
+  members_.clear();
+  for (int w = 0; w < kBuckets / 64; ++w)
+    for (std::uint64_t bits = nonempty_[static_cast<std::size_t>(w)]; bits != 0; bits &= bits - 1) {
+      const std::vector<Index>& v = buckets_[static_cast<std::size_t>(w * 64 + std::countr_zero(bits))];
+      members_.insert(members_.end(), v.begin(), v.end());
+    }
+  ClearBuckets();
+  // The k-th value in the middle: kBuckets / 2 buckets = 8 binades on either side.
+  base_ = static_cast<std::int64_t>(kth >> kBucketShift) - kBuckets / 2;
+  ResetDrift(shift);
+  for (Index j : members_) Insert(j, BucketOf(LazyValue(b[j], s[j], shift), b[j], s[j], shift), s[j]);
 }
 
 void LazyTopK::Rebuild(const double* b, const double* s, double shift) {
   ++stats_.rebuilds;
-  for (Index j : hot_) hot_pos_[static_cast<std::size_t>(j)] = -1;
-  hot_.clear();
-  // tau: the (8k)-th largest value, strictly below the k-th (ties), 0 if there is none.
+  for (int w = 0; w < kBuckets / 64; ++w)
+    for (std::uint64_t bits = nonempty_[static_cast<std::size_t>(w)]; bits != 0; bits &= bits - 1)
+      for (Index j : buckets_[static_cast<std::size_t>(w * 64 + std::countr_zero(bits))])
+        hot_pos_[static_cast<std::size_t>(j)] = -1;
+  ClearBuckets();
+  hot_size_ = 0;
+  // tau: the (16k)-th largest value, strictly below the k-th (ties), 0 if there is none.
   std::vector<std::uint64_t>& keys = scratch_;
   keys.resize(static_cast<std::size_t>(d_));
   for (Index j = 0; j < d_; ++j) keys[static_cast<std::size_t>(j)] = Key(std::abs(LazyValue(b[j], s[j], shift)));
   const std::size_t k = static_cast<std::size_t>(k_);
-  const std::size_t keep = std::min<std::size_t>(kKeep * k, static_cast<std::size_t>(d_));  // >= k (k <= d)
-  // The 8k-th over all d first; the k-th is then the k-th of the first 8k (one pass over d, not two).
-  const auto at = [&](std::size_t r) { return keys.begin() + static_cast<std::ptrdiff_t>(r); };
-  std::nth_element(keys.begin(), at(keep - 1), keys.end(), std::greater<>());
-  std::uint64_t t = keys[keep - 1];
-  std::nth_element(keys.begin(), at(k - 1), at(keep), std::greater<>());
-  const std::uint64_t top_k = keys[k - 1];
-  if (t >= top_k) {
-    // Ties down to the 8k-th: the largest value below the k-th (O(d)), or 0.
-    t = 0;
-    for (std::uint64_t key : keys)
-      if (key < top_k && key > t) t = key;
+  std::uint64_t top_k = 0;
+  if (k > 0) {
+    const std::size_t keep = std::min<std::size_t>(kKeep * k, static_cast<std::size_t>(d_));  // >= k (k <= d)
+    // The 16k-th over all d first; the k-th is then the k-th of the first 16k (one pass over d, not two).
+    const auto at = [&](std::size_t r) { return keys.begin() + static_cast<std::ptrdiff_t>(r); };
+    std::nth_element(keys.begin(), at(keep - 1), keys.end(), std::greater<>());
+    std::uint64_t t = keys[keep - 1];
+    std::nth_element(keys.begin(), at(k - 1), at(keep), std::greater<>());
+    top_k = keys[k - 1];
+    if (t >= top_k) {
+      // Ties down to the 16k-th: the largest value below the k-th (O(d)), or 0.
+      t = 0;
+      for (std::uint64_t key : keys)
+        if (key < top_k && key > t) t = key;
+    }
+    tau_ = std::bit_cast<double>(t);
+  } else {
+    tau_ = 0;
   }
-  tau_ = std::bit_cast<double>(t);
+  base_ = static_cast<std::int64_t>(top_k >> kBucketShift) - kBuckets / 2;
+  ResetDrift(shift);
   for (std::vector<double>& lv : levels_) std::fill(lv.begin(), lv.end(), INFINITY);
   for (Index j = 0; j < d_; ++j) {
     const double v = LazyValue(b[j], s[j], shift);
     if (std::abs(v) > tau_ || v != v) {
-      AddHot(j);
+      AddHot(j, v, b[j], s[j], shift);
     } else {
+      const double t = ColdCrossing(b[j], s[j], shift);
+      cross_[static_cast<std::size_t>(j)] = t;
       double& m = levels_.front()[static_cast<std::size_t>(j >> kLog2Fanout)];
-      m = std::min(m, ColdCrossing(b[j], s[j], shift));
+      m = std::min(m, t);
     }
   }
   for (std::size_t l = 1; l < levels_.size(); ++l) {
@@ -104,13 +185,18 @@ double LazyTopK::Descend(const double* b, const double* s, double shift, int lev
     const Index last = std::min<Index>(first + kFanout, d_);
     for (Index j = first; j < last; ++j) {
       if (hot_pos_[static_cast<std::size_t>(j)] >= 0) continue;
-      const double v = LazyValue(b[j], s[j], shift);
-      if (std::abs(v) > tau_ || v != v) {
-        AddHot(j);
-        ++stats_.pulled;
-      } else {
-        mn = std::min(mn, ColdCrossing(b[j], s[j], shift));
+      double t = cross_[static_cast<std::size_t>(j)];
+      if (t <= shift) {
+        const double v = LazyValue(b[j], s[j], shift);
+        if (std::abs(v) > tau_ || v != v) {
+          AddHot(j, v, b[j], s[j], shift);
+          ++stats_.pulled;
+          continue;
+        }
+        t = ColdCrossing(b[j], s[j], shift);
+        cross_[static_cast<std::size_t>(j)] = t;
       }
+      mn = std::min(mn, t);
     }
   } else {
     const std::vector<double>& ch = levels_[static_cast<std::size_t>(level - 1)];
@@ -136,17 +222,12 @@ void LazyTopK::Select(const double* b, const double* s, double shift, SparseUpda
   out.Clear();
   if (k_ == 0) return;
   Pull(b, s, shift);
-  stats_.hot += static_cast<std::int64_t>(hot_.size());
+  NoteShift(shift);
+  if (excess_ > hot_size_) PlaceAll(b, s, shift, last_kth_);
   const std::size_t k = static_cast<std::size_t>(k_);
   bool zeros = false;  // tau = 0 and fewer than k nonzero values
   for (int attempt = 0;; ++attempt) {
-    const std::size_t h = hot_.size();
-    cand_.resize(h);
-    for (std::size_t i = 0; i < h; ++i) {
-      const Index j = hot_[i];
-      cand_[i] = {Key(std::abs(LazyValue(b[j], s[j], shift))), j};
-    }
-    if (h >= k && SelectFromCand()) break;
+    if (Scan(b, s, shift)) break;
     if (tau_ == 0 || attempt > 0) {  // after a rebuild: tau = 0 and fewer than k nonzero values
       zeros = true;
       break;
@@ -158,68 +239,83 @@ void LazyTopK::Select(const double* b, const double* s, double shift, SparseUpda
     Trim(b, s, shift);
     return;
   }
-  filter_ = 0;
   // Fewer than k nonzero values: all of them, then zeros by ascending index (every cold value is
   // an exact zero at tau = 0).
+  EvaluateAll(b, s, shift);
+  last_kth_ = 0;
   for (const Cand& c : cand_)
-    if (c.key != 0) {
+    if (c.key != 0 && out.size < k_) {
       out.Push(c.j, LazyValue(b[c.j], s[c.j], shift));
       taken_[static_cast<std::size_t>(c.j)] = 1;
     }
   for (Index j = 0; out.size < k_ && j < d_; ++j)
     if (!taken_[static_cast<std::size_t>(j)]) out.Push(j, LazyValue(b[j], s[j], shift));
   for (Index i = 0; i < out.size; ++i) taken_[static_cast<std::size_t>(out.idx[static_cast<std::size_t>(i)])] = 0;
+  (void)k;
 }
 
-// Puts H's top-k (cand_) first; true if its k-th value exceeds tau (then it beats every cold
-// value). The members at or above a filter a little below the last selection's k-th value are
-// moved to the front first, and only they are ordered when k of them pass (every other member
-// is below the filter); the filter is lowered until k pass, down to tau.
-bool LazyTopK::SelectFromCand() {
+bool LazyTopK::Scan(const double* b, const double* s, double shift) {
   const std::size_t k = static_cast<std::size_t>(k_);
-  const std::uint64_t ktau = Key(tau_);
-  auto first = cand_.begin();
-  auto mid = cand_.end();
-  for (std::uint64_t f = filter_; f > ktau;) {
-    mid = std::partition(first, cand_.end(), [f](const Cand& c) { return c.key >= f; });
-    if (static_cast<std::size_t>(mid - cand_.begin()) >= k) break;
-    ++stats_.misses;
-    first = mid;
-    mid = cand_.end();
-    f = Key(kFilter * std::bit_cast<double>(f));
+  cand_.clear();
+  bool full = false;  // cand_ holds k or more: its first k are its top-k
+  for (int bucket = HighestBucket(kBuckets); bucket >= 0; bucket = HighestBucket(bucket)) {
+    if (full) {
+      // Lower buckets may drift more than this one: stop at the bound of all that are left,
+      // skip the single buckets whose own bound is below the k-th.
+      if (Key(BucketBound(bucket, smax_all_)) < cand_[k - 1].key) break;
+      if (Key(BucketBound(bucket, smax_[static_cast<std::size_t>(bucket)])) < cand_[k - 1].key) continue;
+    }
+    for (Index j : buckets_[static_cast<std::size_t>(bucket)])
+      cand_.push_back({Key(std::abs(LazyValue(b[j], s[j], shift))), j});
+    if (cand_.size() >= k) {
+      std::nth_element(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(k - 1), cand_.end(), Better);
+      full = true;
+    }
   }
-  std::nth_element(cand_.begin(), cand_.begin() + (k_ - 1), mid, Better);
-  return cand_[k - 1].key > ktau;
+  const auto evaluated = static_cast<std::int64_t>(cand_.size());
+  stats_.hot += evaluated;
+  if (first_scan_ < 0) first_scan_ = evaluated;
+  excess_ += std::max<std::int64_t>(0, evaluated - first_scan_);
+  return full && cand_[k - 1].key > Key(tau_);
 }
 
-// cand_'s first k are the selection: written to out; the next filter is set below its k-th.
+void LazyTopK::EvaluateAll(const double* b, const double* s, double shift) {
+  cand_.clear();
+  for (int w = 0; w < kBuckets / 64; ++w)
+    for (std::uint64_t bits = nonempty_[static_cast<std::size_t>(w)]; bits != 0; bits &= bits - 1)
+      for (Index j : buckets_[static_cast<std::size_t>(w * 64 + std::countr_zero(bits))])
+        cand_.push_back({Key(std::abs(LazyValue(b[j], s[j], shift))), j});
+}
+
+// cand_'s first k are the selection: written to out.
 void LazyTopK::Emit(const double* b, const double* s, double shift, SparseUpdate& out) {
   for (Index i = 0; i < k_; ++i) {
     const Index j = cand_[static_cast<std::size_t>(i)].j;
     out.Push(j, LazyValue(b[j], s[j], shift));
   }
-  filter_ = Key(kFilter * std::bit_cast<double>(cand_[static_cast<std::size_t>(k_ - 1)].key));
+  last_kth_ = cand_[static_cast<std::size_t>(k_ - 1)].key;
 }
 
-// After a selection (cand_ holds H's keys, its first k the selected): past 16k + 16 members, tau
-// is raised to the 8k-th largest value and the members at or below it return to the tree. Their
-// stored crossings in the tree stay valid: for a higher tau they are only early.
+// After a selection: past 32k + 16 members, tau is raised to the 16k-th largest value of H and
+// the members at or below it return to the tree. Their stored crossings in the tree stay
+// valid: for a higher tau they are only early.
 void LazyTopK::Trim(const double* b, const double* s, double shift) {
   const std::size_t k = static_cast<std::size_t>(k_);
-  if (cand_.size() <= kTrimAt * k + 16) return;
+  if (static_cast<std::size_t>(hot_size_) <= kTrimAt * k + 16) return;
+  EvaluateAll(b, s, shift);
   const std::size_t keep = kKeep * k;
-  std::nth_element(cand_.begin() + static_cast<std::ptrdiff_t>(k),
-                   cand_.begin() + static_cast<std::ptrdiff_t>(keep - 1), cand_.end(), Better);
+  std::nth_element(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(keep - 1), cand_.end(), Better);
   const std::uint64_t t = cand_[keep - 1].key;
-  if (t >= cand_[k - 1].key) return;  // ties with the k-th: keep tau
+  if (t >= last_kth_) return;  // ties with the k-th: keep tau
   ++stats_.raises;
   tau_ = std::bit_cast<double>(t);
   for (std::size_t i = keep - 1; i < cand_.size(); ++i) {
     if (cand_[i].key > t) continue;
     const Index j = cand_[i].j;
     RemoveHot(j);
-    Lower(j, ColdCrossing(b[j], s[j], shift));
+    Cool(j, b[j], s[j], shift);
   }
+  PlaceAll(b, s, shift, last_kth_);
 }
 
 }  // namespace memsgd::kernels
