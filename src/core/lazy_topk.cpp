@@ -44,9 +44,7 @@ void LazyTopK::Reset(Index d, Index k) {
   ResetDrift(0);
   last_kth_ = 0;
   hot_size_ = 0;
-  cross_.assign(static_cast<std::size_t>(d), INFINITY);
-  hot_pos_.assign(static_cast<std::size_t>(d), -1);
-  hot_bucket_.assign(static_cast<std::size_t>(d), 0);
+  slots_.assign(static_cast<std::size_t>(d), Slot{});
   cand_.reserve(static_cast<std::size_t>(std::min<Index>(d, kTrimAt * static_cast<std::size_t>(k_) + 64)));
   taken_.assign(static_cast<std::size_t>(d), 0);
   stats_ = {};
@@ -54,19 +52,19 @@ void LazyTopK::Reset(Index d, Index k) {
 
 void LazyTopK::Erase(Index j) noexcept {
   const auto u = static_cast<std::size_t>(j);
-  const int bucket = hot_bucket_[u];
+  const int bucket = slots_[u].bucket;
   std::vector<Index>& v = buckets_[static_cast<std::size_t>(bucket)];
   const Index last = v.back();
-  v[static_cast<std::size_t>(hot_pos_[u])] = last;
-  hot_pos_[static_cast<std::size_t>(last)] = hot_pos_[u];
+  v[static_cast<std::size_t>(slots_[u].pos)] = last;
+  slots_[static_cast<std::size_t>(last)].pos = slots_[u].pos;
   v.pop_back();
   if (v.empty()) nonempty_[static_cast<std::size_t>(bucket >> 6)] &= ~(std::uint64_t{1} << (bucket & 63));
 }
 
 void LazyTopK::RemoveHot(Index j) noexcept {
-  if (hot_pos_[static_cast<std::size_t>(j)] < 0) return;
+  if (slots_[static_cast<std::size_t>(j)].pos < 0) return;
   Erase(j);
-  hot_pos_[static_cast<std::size_t>(j)] = -1;
+  slots_[static_cast<std::size_t>(j)].pos = -1;
   --hot_size_;
 }
 
@@ -129,7 +127,7 @@ void LazyTopK::Rebuild(const double* b, const double* s, double shift) {
   for (int w = 0; w < kBuckets / 64; ++w)
     for (std::uint64_t bits = nonempty_[static_cast<std::size_t>(w)]; bits != 0; bits &= bits - 1)
       for (Index j : buckets_[static_cast<std::size_t>(w * 64 + std::countr_zero(bits))])
-        hot_pos_[static_cast<std::size_t>(j)] = -1;
+        slots_[static_cast<std::size_t>(j)].pos = -1;
   ClearBuckets();
   hot_size_ = 0;
   // tau: the (16k)-th largest value, strictly below the k-th (ties), 0 if there is none.
@@ -165,7 +163,7 @@ void LazyTopK::Rebuild(const double* b, const double* s, double shift) {
       AddHot(j, v, b[j], s[j], shift);
     } else {
       const double t = ColdCrossing(b[j], s[j], shift);
-      cross_[static_cast<std::size_t>(j)] = t;
+      slots_[static_cast<std::size_t>(j)].cross = t;
       double& m = levels_.front()[static_cast<std::size_t>(j >> kLog2Fanout)];
       m = std::min(m, t);
     }
@@ -184,8 +182,8 @@ double LazyTopK::Descend(const double* b, const double* s, double shift, int lev
   if (level == 0) {
     const Index last = std::min<Index>(first + kFanout, d_);
     for (Index j = first; j < last; ++j) {
-      if (hot_pos_[static_cast<std::size_t>(j)] >= 0) continue;
-      double t = cross_[static_cast<std::size_t>(j)];
+      if (slots_[static_cast<std::size_t>(j)].pos >= 0) continue;
+      double t = slots_[static_cast<std::size_t>(j)].cross;
       if (t <= shift) {
         const double v = LazyValue(b[j], s[j], shift);
         if (std::abs(v) > tau_ || v != v) {
@@ -194,7 +192,7 @@ double LazyTopK::Descend(const double* b, const double* s, double shift, int lev
           continue;
         }
         t = ColdCrossing(b[j], s[j], shift);
-        cross_[static_cast<std::size_t>(j)] = t;
+        slots_[static_cast<std::size_t>(j)].cross = t;
       }
       mn = std::min(mn, t);
     }
@@ -257,22 +255,31 @@ void LazyTopK::Select(const double* b, const double* s, double shift, SparseUpda
 bool LazyTopK::Scan(const double* b, const double* s, double shift) {
   const std::size_t k = static_cast<std::size_t>(k_);
   cand_.clear();
-  bool full = false;  // cand_ holds k or more: its first k are its top-k
+  bool full = false;  // cand_ holds the top-k of the members evaluated so far
+  std::int64_t evaluated = 0;
   for (int bucket = HighestBucket(kBuckets); bucket >= 0; bucket = HighestBucket(bucket)) {
+    const std::vector<Index>& members = buckets_[static_cast<std::size_t>(bucket)];
     if (full) {
       // Lower buckets may drift more than this one: stop at the bound of all that are left,
       // skip the single buckets whose own bound is below the k-th.
-      if (Key(BucketBound(bucket, smax_all_)) < cand_[k - 1].key) break;
-      if (Key(BucketBound(bucket, smax_[static_cast<std::size_t>(bucket)])) < cand_[k - 1].key) continue;
+      const Cand kth = cand_[k - 1];
+      if (Key(BucketBound(bucket, smax_all_)) < kth.key) break;
+      if (Key(BucketBound(bucket, smax_[static_cast<std::size_t>(bucket)])) < kth.key) continue;
+      // Only members that beat the k-th can enter the top-k.
+      for (Index j : members) {
+        const Cand c{Key(std::abs(LazyValue(b[j], s[j], shift))), j};
+        if (Better(c, kth)) cand_.push_back(c);
+      }
+    } else {
+      for (Index j : members) cand_.push_back({Key(std::abs(LazyValue(b[j], s[j], shift))), j});
     }
-    for (Index j : buckets_[static_cast<std::size_t>(bucket)])
-      cand_.push_back({Key(std::abs(LazyValue(b[j], s[j], shift))), j});
-    if (cand_.size() >= k) {
+    evaluated += static_cast<std::int64_t>(members.size());
+    if (cand_.size() > k || (!full && cand_.size() == k)) {
       std::nth_element(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(k - 1), cand_.end(), Better);
+      cand_.resize(k);  // the rest are below the k-th, which only rises
       full = true;
     }
   }
-  const auto evaluated = static_cast<std::int64_t>(cand_.size());
   stats_.hot += evaluated;
   if (first_scan_ < 0) first_scan_ = evaluated;
   excess_ += std::max<std::int64_t>(0, evaluated - first_scan_);

@@ -89,7 +89,7 @@ class LazyTopK {
   // Coordinate j's line changed at `shift`: its value is now v (b_j + s_j shift), its line
   // (b, s) (a row's touch). Every change of a line must be told here (or followed by Rebuild).
   void Touch(Index j, double v, double b, double s, double shift) {
-    if (hot_pos_[static_cast<std::size_t>(j)] >= 0) {
+    if (slots_[static_cast<std::size_t>(j)].pos >= 0) {
       Place(j, v, b, s, shift);
     } else if (std::abs(v) > tau_ || v != v) {
       AddHot(j, v, b, s, shift);
@@ -132,7 +132,7 @@ class LazyTopK {
   // j is cold with the line (b, s) at shift: its crossing stored, its path's smallest lowered.
   void Cool(Index j, double b, double s, double shift) noexcept {
     const double t = ColdCrossing(b, s, shift);
-    cross_[static_cast<std::size_t>(j)] = t;
+    slots_[static_cast<std::size_t>(j)].cross = t;
     Lower(j, t);
   }
   void Lower(Index j, double t) noexcept {
@@ -163,8 +163,8 @@ class LazyTopK {
   void Insert(Index j, int bucket, double s) {
     NoteSlope(bucket, s);
     std::vector<Index>& v = buckets_[static_cast<std::size_t>(bucket)];
-    hot_pos_[static_cast<std::size_t>(j)] = static_cast<Index>(v.size());
-    hot_bucket_[static_cast<std::size_t>(j)] = bucket;
+    slots_[static_cast<std::size_t>(j)].pos = static_cast<Index>(v.size());
+    slots_[static_cast<std::size_t>(j)].bucket = bucket;
     v.push_back(j);
     nonempty_[static_cast<std::size_t>(bucket >> 6)] |= std::uint64_t{1} << (bucket & 63);
   }
@@ -177,7 +177,7 @@ class LazyTopK {
   void Place(Index j, double v, double b, double s, double shift) {  // j is hot: its bucket again
     NoteShift(shift);
     const int bucket = BucketOf(v, b, s, shift);
-    if (bucket == hot_bucket_[static_cast<std::size_t>(j)]) {
+    if (bucket == slots_[static_cast<std::size_t>(j)].bucket) {
       NoteSlope(bucket, s);
       return;
     }
@@ -210,9 +210,6 @@ class LazyTopK {
   double tau_ = 0;
   // Smallest crossing per node: levels_[0] over 16 coordinates each; back(): the top level.
   std::vector<std::vector<double>> levels_;
-  // A cold coordinate's crossing, or an earlier S (after a raise of tau): a descent divides
-  // again only where it has come.
-  std::vector<double> cross_;
   std::vector<std::vector<Index>> buckets_;              // H
   std::array<std::uint64_t, kBuckets / 64> nonempty_{};  // bit per nonempty bucket
   std::int64_t base_ = 0;  // bucket 0's (key >> kBucketShift)
@@ -224,8 +221,14 @@ class LazyTopK {
   std::int64_t excess_ = 0;       // evaluated beyond that since: H placed again past |H|
   std::uint64_t last_kth_ = 0;          // the last selection's k-th key
   Index hot_size_ = 0;
-  std::vector<Index> hot_pos_;     // position in its bucket, -1 when cold
-  std::vector<int> hot_bucket_;    // its bucket when hot
+  // Per coordinate, in one cache line's quarter: cold, its crossing (or an earlier S, after a
+  // raise of tau: a descent divides again only where it has come); hot, its place in H.
+  struct Slot {
+    double cross = INFINITY;
+    Index pos = -1;  // position in its bucket, -1 when cold
+    int bucket = 0;  // its bucket when hot
+  };
+  std::vector<Slot> slots_;
   std::vector<Cand> cand_;
   std::vector<Index> members_;       // PlaceAll's copy of H
   std::vector<std::uint8_t> taken_;  // tau = 0 fill-in only
