@@ -104,7 +104,8 @@ void AddTrainOptions(po::options_description& opts, TrainArgs& a) {
      "k), at most n/(16 P) and 16/eta at step size eta; else 1")
     ("reg", po::value(&a.reg)->default_value("lazy"),
      "how the regulariser enters a step on sparse data: lazy (O(nnz + k): Mem-SGD's memory kept "
-     "as lines m_j = b_j + R'(x_j) S, except top-k with d < 16384 or n < d/10, where the "
+     "as lines m_j = b_j + R'(x_j) S, except top-k where the lines' hot set max(16k, 512) "
+     "exceeds d/16 (d < 8192 for k <= 32) or n < d/10, where the "
      "vectorised dense threshold pass is faster; sequential SGD x = s v; parallel SGD R'(x_j) on the row's "
      "support scaled by n/n_j, as Hogwild!) | dense (the paper's O(d) step: every coordinate, "
      "every step)")

@@ -8,7 +8,7 @@
 // largest |m_j(S)| exactly without evaluating every line. It splits the coordinates in two:
 //
 //   Hot set H: every coordinate whose value may exceed a threshold tau (and a few that no longer
-//   do), 16k to 32k of them, grouped in buckets by an upper bound of |m_j| (64 buckets to a
+//   do), keep = max(16k, min(512, d/16)) to 2 keep of them, grouped in buckets by an upper bound of |m_j| (64 buckets to a
 //   binade of its bit pattern, 1.1 % wide, placed around the last k-th value). A member's bound
 //   holds from its placing on up to the drift sigma_B |S - S_placed| of the lines (sigma_B: the
 //   largest |s_j| placed in its bucket since all of H was last placed). A selection evaluates
@@ -28,11 +28,11 @@
 // nodes whose smallest S* <= S; a node whose children were all examined gets the exact smallest
 // again). Then the top-k of H, ordered by |m_j| descending and j ascending (TopKReference's
 // order), is the exact top-k of all d as long as its k-th value exceeds tau: every cold value is
-// <= tau. The k sent coordinates leave H (Sent). When H has grown past 32k + 16, tau is raised to
-// its 16k-th largest value and the members at or below it return to the tree: a raise only makes
+// <= tau. The k sent coordinates leave H (Sent). When H has grown past 2 keep + 16, tau is raised
+// to its keep-th largest value and the members at or below it return to the tree: a raise only makes
 // the stored S* early, which is safe (a descent that finds nothing sets them right). Lowering
 // tau would make them late, so when the k-th value of H does not exceed tau, everything is
-// rebuilt (O(d), Stats().rebuilds: every ~2,000 steps on RCV1-like top-50) with tau the 16k-th
+// rebuilt (O(d), Stats().rebuilds: every ~2,000 steps on RCV1-like top-50) with tau the keep-th
 // largest of all d values (below the k-th, ties included; 0 if none is), and at tau = 0 every
 // cold value is an exact zero, taken by ascending index as the reference does.
 //
@@ -81,6 +81,9 @@ class LazyTopK {
   };
 
   void Reset(Index d, Index k);
+  // H's size after a rebuild for (d, k): max(16k, min(512, d/16)), at most d. The lines pay
+  // where it is at most d/16 (KernelOptions::memory).
+  static Index KeepFor(Index d, Index k) noexcept;
   Index K() const noexcept { return k_; }
   Index D() const noexcept { return d_; }
 
@@ -207,6 +210,7 @@ class LazyTopK {
   void Emit(const double* b, const double* s, double shift, SparseUpdate& out);
 
   Index d_ = 0, k_ = 0;
+  std::size_t keep_ = 0;  // H's size after a rebuild or a raise of tau
   double tau_ = 0;
   // Smallest crossing per node: levels_[0] over 16 coordinates each; back(): the top level.
   std::vector<std::vector<double>> levels_;

@@ -65,11 +65,12 @@ struct KernelOptions {
   // Mem-SGD on sparse rows with --reg lazy: the memory kept as lines b + s S, O(nnz + k) per
   // step (lazy), or the paper's dense pass over all d (dense, the reference). See
   // engine/step_kernels.hpp. auto: lazy for rand-k and ultra-sparse; for top-k only where the
-  // exact selection over drifting lines tends to beat the dense threshold pass: d >= 16,384 with
-  // n >= d/10 (measured: RCV1-like 30,000 x 47,236, lazy 1.2x faster sequential and 2x in
-  // parallel; w8a, dense 4.4x / 3.3x; rcv1_small's 1,000 rows, dense 1.5-2.4x; a counterexample,
-  // 20,000 x 47,236 at 20 nonzeros a row: dense 2.1x faster sequential; docs/performance.md
-  // section 7).
+  // exact selection over drifting lines tends to beat the dense threshold pass: its hot set
+  // LazyTopK::KeepFor(d, k) = max(16k, min(512, d/16)) at most d/16, and n >= d/10 (measured,
+  // 2 epochs sequential, lazy / dense seconds: RCV1-like 30,000 x 47,236 top-1 0.12 / 0.27,
+  // top-50 0.33 / 0.54; 20,000 x 10,000 at 20 nonzeros a row, top-10 0.051 / 0.091, top-50
+  // (hot set 800 > d/16) 0.28 / 0.19; 20,000 x 3,000, top-1 0.020 / 0.014; rcv1_small's 1,000
+  // rows, dense 1.6-1.8x for top-10/50; w8a, dense 5-20x; docs/performance.md section 7).
   MemoryKernel memory = MemoryKernel::kAuto;
 };
 // The options the engine uses. Initialised once from MEMSGD_KERNELS (comma-separated key=value:

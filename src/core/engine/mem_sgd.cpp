@@ -87,11 +87,12 @@ class Runner {
     const double sent = spec.kind == CompressorKind::kIdentity ? 0 : spec.IntK(d_);
     const bool sparse = !data.IsDense() && 8.0 * (nnz_row + sent) <= static_cast<double>(d_);
     const bool lazy = c.reg == RegForm::kLazy && sparse;
-    // Top-k over the lines pays only on long vectors (the dense pass it saves is then >= ~6 us a
-    // step) in runs whose segments amortise the lines' O(d) set-up (n >= d/10); see
+    // Top-k over the lines pays only where its hot set is a small part of d (at most d/16: d >=
+    // 8,192 for k <= 32) in runs whose segments amortise the lines' O(d) set-up (n >= d/10); see
     // KernelOptions::memory.
     const bool lines_pay = spec.kind != CompressorKind::kTopK ||
-                           (d_ >= 16384 && 10 * n_ >= static_cast<Offset>(d_));
+                           (16 * static_cast<Offset>(kernels::LazyTopK::KeepFor(d_, spec.IntK(d_))) <= d_ &&
+                            10 * n_ >= static_cast<Offset>(d_));
     const auto mem_kernel = ctx_.kern.memory;
     const bool lazy_memory = mem_kernel == kernels::MemoryKernel::kLazy ||
                              (mem_kernel == kernels::MemoryKernel::kAuto && lines_pay);
