@@ -532,6 +532,13 @@ template <class X>
     w.lazy_topk.Select(b, sg, sh, msg);
   } else {
     w.comp.Pick(w.rng, msg);
+    // The k picks' lines at random places in d, requested together (their misses overlap).
+    for (Index i = 0; i < msg.size; ++i) {
+      const Index j = msg.idx[static_cast<std::size_t>(i)];
+      __builtin_prefetch(b + j);
+      __builtin_prefetch(sg + j);
+      if constexpr (!kFresh) __builtin_prefetch(x.x + j);  // shared x: PrefetchMessage below
+    }
     const double scale = w.comp.ValueScale();
     for (Index i = 0; i < msg.size; ++i) {
       const Index j = msg.idx[static_cast<std::size_t>(i)];
