@@ -79,9 +79,7 @@ void LazyTopK::RemoveHot(Index j) noexcept {
 }
 
 void LazyTopK::ClearBuckets() noexcept {
-  for (int w = 0; w < kBuckets / 64; ++w)
-    for (std::uint64_t bits = nonempty_[static_cast<std::size_t>(w)]; bits != 0; bits &= bits - 1)
-      buckets_[static_cast<std::size_t>(w * 64 + std::countr_zero(bits))].clear();
+  ForEachBucket([](std::vector<Index>& v) { v.clear(); });
   nonempty_.fill(0);
 }
 
@@ -120,11 +118,7 @@ void LazyTopK::ResetDrift(double shift) noexcept {
 void LazyTopK::PlaceAll(const double* b, const double* s, double shift, std::uint64_t kth) {
   ++stats_.placings;
   members_.clear();
-  for (int w = 0; w < kBuckets / 64; ++w)
-    for (std::uint64_t bits = nonempty_[static_cast<std::size_t>(w)]; bits != 0; bits &= bits - 1) {
-      const std::vector<Index>& v = buckets_[static_cast<std::size_t>(w * 64 + std::countr_zero(bits))];
-      members_.insert(members_.end(), v.begin(), v.end());
-    }
+  ForEachHot([&](Index j) { members_.push_back(j); });
   ClearBuckets();
   // The k-th value in the middle: kBuckets / 2 buckets = 8 binades on either side.
   base_ = static_cast<std::int64_t>(kth >> kBucketShift) - kBuckets / 2;
@@ -134,10 +128,7 @@ void LazyTopK::PlaceAll(const double* b, const double* s, double shift, std::uin
 
 void LazyTopK::Rebuild(const double* b, const double* s, double shift) {
   ++stats_.rebuilds;
-  for (int w = 0; w < kBuckets / 64; ++w)
-    for (std::uint64_t bits = nonempty_[static_cast<std::size_t>(w)]; bits != 0; bits &= bits - 1)
-      for (Index j : buckets_[static_cast<std::size_t>(w * 64 + std::countr_zero(bits))])
-        slots_[static_cast<std::size_t>(j)].pos = -1;
+  ForEachHot([&](Index j) { slots_[static_cast<std::size_t>(j)].pos = -1; });
   ClearBuckets();
   hot_size_ = 0;
   // tau: the keep-th largest value, strictly below the k-th (ties), 0 if there is none.
@@ -232,7 +223,6 @@ void LazyTopK::Select(const double* b, const double* s, double shift, SparseUpda
   Pull(b, s, shift);
   NoteShift(shift);
   if (excess_ > hot_size_) PlaceAll(b, s, shift, last_kth_);
-  const std::size_t k = static_cast<std::size_t>(k_);
   bool zeros = false;  // tau = 0 and fewer than k nonzero values
   for (int attempt = 0;; ++attempt) {
     if (Scan(b, s, shift)) break;
@@ -259,7 +249,6 @@ void LazyTopK::Select(const double* b, const double* s, double shift, SparseUpda
   for (Index j = 0; out.size < k_ && j < d_; ++j)
     if (!taken_[static_cast<std::size_t>(j)]) out.Push(j, LazyValue(b[j], s[j], shift));
   for (Index i = 0; i < out.size; ++i) taken_[static_cast<std::size_t>(out.idx[static_cast<std::size_t>(i)])] = 0;
-  (void)k;
 }
 
 bool LazyTopK::Scan(const double* b, const double* s, double shift) {
@@ -298,10 +287,7 @@ bool LazyTopK::Scan(const double* b, const double* s, double shift) {
 
 void LazyTopK::EvaluateAll(const double* b, const double* s, double shift) {
   cand_.clear();
-  for (int w = 0; w < kBuckets / 64; ++w)
-    for (std::uint64_t bits = nonempty_[static_cast<std::size_t>(w)]; bits != 0; bits &= bits - 1)
-      for (Index j : buckets_[static_cast<std::size_t>(w * 64 + std::countr_zero(bits))])
-        cand_.push_back({Key(std::abs(LazyValue(b[j], s[j], shift))), j});
+  ForEachHot([&](Index j) { cand_.push_back({Key(std::abs(LazyValue(b[j], s[j], shift))), j}); });
 }
 
 // cand_'s first k are the selection: written to out.

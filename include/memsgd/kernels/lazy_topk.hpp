@@ -193,6 +193,18 @@ class LazyTopK {
   void PlaceAll(const double* b, const double* s, double shift, std::uint64_t kth);
   void ResetDrift(double shift) noexcept;
   void ClearBuckets() noexcept;
+  template <class F>
+  void ForEachBucket(F f) {  // f(members) for every nonempty bucket
+    for (std::size_t w = 0; w < nonempty_.size(); ++w)
+      for (std::uint64_t bits = nonempty_[w]; bits != 0; bits &= bits - 1)
+        f(buckets_[w * 64 + static_cast<std::size_t>(std::countr_zero(bits))]);
+  }
+  template <class F>
+  void ForEachHot(F f) {  // f(j) for every member of H
+    ForEachBucket([&](const std::vector<Index>& v) {
+      for (Index j : v) f(j);
+    });
+  }
   int HighestBucket(int below) const noexcept;  // the highest nonempty bucket < below, or -1
   // An upper bound of the values of bucket `bucket`'s members (and of every lower bucket's, for
   // smax = smax_all_) at any S within the drift.
