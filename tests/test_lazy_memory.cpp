@@ -134,10 +134,23 @@ TEST_CASE("LazyTopK: slopes of very different sizes (the hot buckets' drift boun
         m.Set(j, v + 0.01 * rng.Normal(), slope());
       }
       m.SelectCheckSend([&](Index j) { m.Set(j, 1e-4 * rng.Normal(), slope()); });
+      if (step % 50 == 49) {
+        // A parallel worker's re-read: every line gets a new slope through its present value,
+        // untold, then Refresh (at the present tau).
+        for (Index j = 0; j < 4000; ++j) {
+          const auto u = static_cast<std::size_t>(j);
+          const double v = LazyValue(m.b[u], m.s[u], m.shift);
+          m.s[u] = slope();
+          m.b[u] = v - m.s[u] * m.shift;
+        }
+        m.topk.Refresh(m.b.data(), m.s.data(), m.shift);
+      }
     }
     const auto& st = m.topk.Stats();
-    MESSAGE("k " << k << ": evaluated " << st.hot << " placings " << st.placings << " rebuilds " << st.rebuilds);
-    CHECK(st.placings > 0);  // the drift bound was exercised between placings
+    MESSAGE("k " << k << ": evaluated " << st.hot << " placings " << st.placings << " rebuilds " << st.rebuilds
+                  << " refreshes " << st.refreshes);
+    CHECK(st.placings > 0);   // the drift bound was exercised between placings
+    CHECK(st.refreshes > 0);  // and Refresh at a tau above 0
   }
 }
 

@@ -128,9 +128,6 @@ void LazyTopK::PlaceAll(const double* b, const double* s, double shift, std::uin
 
 void LazyTopK::Rebuild(const double* b, const double* s, double shift) {
   ++stats_.rebuilds;
-  ForEachHot([&](Index j) { slots_[static_cast<std::size_t>(j)].pos = -1; });
-  ClearBuckets();
-  hot_size_ = 0;
   // tau: the keep-th largest value, strictly below the k-th (ties), 0 if there is none.
   std::vector<std::uint64_t>& keys = scratch_;
   keys.resize(static_cast<std::size_t>(d_));
@@ -155,7 +152,20 @@ void LazyTopK::Rebuild(const double* b, const double* s, double shift) {
   } else {
     tau_ = 0;
   }
-  base_ = static_cast<std::int64_t>(top_k >> kBucketShift) - kBuckets / 2;
+  Classify(b, s, shift, top_k);
+}
+
+void LazyTopK::Refresh(const double* b, const double* s, double shift) {
+  if (tau_ == 0 || last_kth_ == 0) return Rebuild(b, s, shift);
+  ++stats_.refreshes;
+  Classify(b, s, shift, last_kth_);
+}
+
+void LazyTopK::Classify(const double* b, const double* s, double shift, std::uint64_t kth) {
+  ForEachHot([&](Index j) { slots_[static_cast<std::size_t>(j)].pos = -1; });
+  ClearBuckets();
+  hot_size_ = 0;
+  base_ = static_cast<std::int64_t>(kth >> kBucketShift) - kBuckets / 2;
   ResetDrift(shift);
   for (std::vector<double>& lv : levels_) std::fill(lv.begin(), lv.end(), INFINITY);
   for (Index j = 0; j < d_; ++j) {

@@ -67,6 +67,7 @@ struct LazyTopKStats {
   std::int64_t rebuilds = 0;  // tau lowered (O(d) rebuild)
   std::int64_t raises = 0;    // tau raised (H trimmed)
   std::int64_t placings = 0;  // all of H placed in its buckets again (the drift grew)
+  std::int64_t refreshes = 0; // Refresh at the present tau
 };
 
 class LazyTopK {
@@ -89,6 +90,10 @@ class LazyTopK {
 
   // H and the tree set from scratch from the lines (b_j, s_j) at `shift` (O(d)).
   void Rebuild(const double* b, const double* s, double shift);
+  // Any line may have changed (a parallel worker's re-read of x): H and the tree set again at the
+  // present tau (O(d), but without Rebuild's selection of tau over all d; Rebuild while tau is 0).
+  // If fewer than k values now exceed tau, the next selection rebuilds.
+  void Refresh(const double* b, const double* s, double shift);
   // Coordinate j's line changed at `shift`: its value is now v (b_j + s_j shift), its line
   // (b, s) (a row's touch). Every change of a line must be told here (or followed by Rebuild).
   void Touch(Index j, double v, double b, double s, double shift) {
@@ -217,6 +222,8 @@ class LazyTopK {
   // cand_ := H's buckets from the top down, until the k-th of cand_ (first k) beats every
   // bucket left; true if that k-th value exceeds tau (then it beats every cold value too).
   bool Scan(const double* b, const double* s, double shift);
+  // H (above tau) and the tree (the rest) from the lines, the buckets around the k-th key kth.
+  void Classify(const double* b, const double* s, double shift, std::uint64_t kth);
   void EvaluateAll(const double* b, const double* s, double shift);  // cand_ := all of H
   void Trim(const double* b, const double* s, double shift);
   void Emit(const double* b, const double* s, double shift, SparseUpdate& out);

@@ -462,7 +462,7 @@ void LazyBegin(const StepContext& ctx, const X& x, Worker& w) {
   const Objective& obj = *ctx.obj;
   double* sg = w.sigma.data();
   for (Index j = 0; j < ctx.d; ++j) sg[j] = RegDerivative(obj.reg, obj.lambda, x.Load(j));
-  if (ctx.lazy_topk) w.lazy_topk.Rebuild(w.m.data(), sg, w.shift);
+  if (ctx.lazy_topk) w.lazy_topk.Refresh(w.m.data(), sg, w.shift);
   w.lazy_ready = true;
 }
 
