@@ -115,13 +115,13 @@ void LazyTopK::ResetDrift(double shift) noexcept {
   excess_ = 0;
 }
 
-void LazyTopK::PlaceAll(const double* b, const double* s, double shift, std::uint64_t kth) {
+void LazyTopK::PlaceAll(const double* b, const double* s, double shift) {
   ++stats_.placings;
   members_.clear();
   ForEachHot([&](Index j) { members_.push_back(j); });
   ClearBuckets();
   // The k-th value in the middle: kBuckets / 2 buckets = 8 binades on either side.
-  base_ = static_cast<std::int64_t>(kth >> kBucketShift) - kBuckets / 2;
+  base_ = static_cast<std::int64_t>(last_kth_ >> kBucketShift) - kBuckets / 2;
   ResetDrift(shift);
   for (Index j : members_) Insert(j, BucketOf(LazyValue(b[j], s[j], shift), b[j], s[j], shift), s[j]);
 }
@@ -135,12 +135,12 @@ void LazyTopK::Rebuild(const double* b, const double* s, double shift) {
   const std::size_t k = static_cast<std::size_t>(k_);
   std::uint64_t top_k = 0;
   if (k > 0) {
-    const std::size_t keep = keep_;  // >= k (k <= d)
-    // The keep-th over all d first; the k-th is then the k-th of the first keep (one pass over d, not two).
+    // The keep-th over all d first (keep_ >= k); the k-th is then the k-th of the first keep
+    // (one pass over d, not two).
     const auto at = [&](std::size_t r) { return keys.begin() + static_cast<std::ptrdiff_t>(r); };
-    std::nth_element(keys.begin(), at(keep - 1), keys.end(), std::greater<>());
-    std::uint64_t t = keys[keep - 1];
-    std::nth_element(keys.begin(), at(k - 1), at(keep), std::greater<>());
+    std::nth_element(keys.begin(), at(keep_ - 1), keys.end(), std::greater<>());
+    std::uint64_t t = keys[keep_ - 1];
+    std::nth_element(keys.begin(), at(k - 1), at(keep_), std::greater<>());
     top_k = keys[k - 1];
     if (t >= top_k) {
       // Ties down to the keep-th: the largest value below the k-th (O(d)), or 0.
@@ -152,20 +152,21 @@ void LazyTopK::Rebuild(const double* b, const double* s, double shift) {
   } else {
     tau_ = 0;
   }
-  Classify(b, s, shift, top_k);
+  last_kth_ = top_k;
+  Classify(b, s, shift);
 }
 
 void LazyTopK::Refresh(const double* b, const double* s, double shift) {
   if (tau_ == 0 || last_kth_ == 0) return Rebuild(b, s, shift);
   ++stats_.refreshes;
-  Classify(b, s, shift, last_kth_);
+  Classify(b, s, shift);
 }
 
-void LazyTopK::Classify(const double* b, const double* s, double shift, std::uint64_t kth) {
+void LazyTopK::Classify(const double* b, const double* s, double shift) {
   ForEachHot([&](Index j) { slots_[static_cast<std::size_t>(j)].pos = -1; });
   ClearBuckets();
   hot_size_ = 0;
-  base_ = static_cast<std::int64_t>(kth >> kBucketShift) - kBuckets / 2;
+  base_ = static_cast<std::int64_t>(last_kth_ >> kBucketShift) - kBuckets / 2;
   ResetDrift(shift);
   for (std::vector<double>& lv : levels_) std::fill(lv.begin(), lv.end(), INFINITY);
   for (Index j = 0; j < d_; ++j) {
@@ -232,7 +233,7 @@ void LazyTopK::Select(const double* b, const double* s, double shift, SparseUpda
   if (k_ == 0) return;
   Pull(b, s, shift);
   NoteShift(shift);
-  if (excess_ > hot_size_) PlaceAll(b, s, shift, last_kth_);
+  if (excess_ > hot_size_) PlaceAll(b, s, shift);
   bool zeros = false;  // tau = 0 and fewer than k nonzero values
   for (int attempt = 0;; ++attempt) {
     if (Scan(b, s, shift)) break;
@@ -315,19 +316,18 @@ void LazyTopK::Emit(const double* b, const double* s, double shift, SparseUpdate
 void LazyTopK::Trim(const double* b, const double* s, double shift) {
   if (static_cast<std::size_t>(hot_size_) <= 2 * keep_ + 16) return;
   EvaluateAll(b, s, shift);
-  const std::size_t keep = keep_;
-  std::nth_element(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(keep - 1), cand_.end(), Better);
-  const std::uint64_t t = cand_[keep - 1].key;
+  std::nth_element(cand_.begin(), cand_.begin() + static_cast<std::ptrdiff_t>(keep_ - 1), cand_.end(), Better);
+  const std::uint64_t t = cand_[keep_ - 1].key;
   if (t >= last_kth_) return;  // ties with the k-th: keep tau
   ++stats_.raises;
   tau_ = std::bit_cast<double>(t);
-  for (std::size_t i = keep - 1; i < cand_.size(); ++i) {
+  for (std::size_t i = keep_ - 1; i < cand_.size(); ++i) {
     if (cand_[i].key > t) continue;
     const Index j = cand_[i].j;
     RemoveHot(j);
     Cool(j, b[j], s[j], shift);
   }
-  PlaceAll(b, s, shift, last_kth_);
+  PlaceAll(b, s, shift);
 }
 
 }  // namespace memsgd::kernels

@@ -193,9 +193,9 @@ class LazyTopK {
     Insert(j, bucket, s);
   }
   void RemoveHot(Index j) noexcept;
-  // Every member of H in its bucket again at `shift`, around the k-th key `kth` (the drift
-  // bound starts again from zero).
-  void PlaceAll(const double* b, const double* s, double shift, std::uint64_t kth);
+  // Every member of H in its bucket again at `shift`, around last_kth_ (the drift bound starts
+  // again from zero).
+  void PlaceAll(const double* b, const double* s, double shift);
   void ResetDrift(double shift) noexcept;
   void ClearBuckets() noexcept;
   template <class F>
@@ -222,8 +222,8 @@ class LazyTopK {
   // cand_ := H's buckets from the top down, until the k-th of cand_ (first k) beats every
   // bucket left; true if that k-th value exceeds tau (then it beats every cold value too).
   bool Scan(const double* b, const double* s, double shift);
-  // H (above tau) and the tree (the rest) from the lines, the buckets around the k-th key kth.
-  void Classify(const double* b, const double* s, double shift, std::uint64_t kth);
+  // H (above tau) and the tree (the rest) from the lines, the buckets around last_kth_.
+  void Classify(const double* b, const double* s, double shift);
   void EvaluateAll(const double* b, const double* s, double shift);  // cand_ := all of H
   void Trim(const double* b, const double* s, double shift);
   void Emit(const double* b, const double* s, double shift, SparseUpdate& out);
@@ -242,7 +242,7 @@ class LazyTopK {
   double slo_ = 0, shi_ = 0;
   std::int64_t first_scan_ = -1;  // members evaluated by the first selection after the placing
   std::int64_t excess_ = 0;       // evaluated beyond that since: H placed again past |H|
-  std::uint64_t last_kth_ = 0;          // the last selection's k-th key
+  std::uint64_t last_kth_ = 0;          // the k-th key of the last selection or rebuild
   Index hot_size_ = 0;
   // Per coordinate, in one cache line's quarter: cold, its crossing (or an earlier S, after a
   // raise of tau: a descent divides again only where it has come); hot, its place in H.
