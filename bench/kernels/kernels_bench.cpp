@@ -23,6 +23,7 @@
 #include "memsgd/kernels/topk.hpp"
 #include "memsgd/libsvm.hpp"
 #include "memsgd/schedule.hpp"
+#include "memsgd/shared_vector.hpp"
 #include "engine/step_kernels.hpp"
 
 using namespace memsgd;
@@ -247,6 +248,38 @@ void BM_RandK(benchmark::State& st) {
   st.SetLabel(floyd ? "floyd O(k)" : "permutation O(d)");
 }
 
+// The k writes of a Mem-SGD message to x, one step's worth per iteration (k = 50 coordinates at
+// random places in d = 47,236, drawn ahead; x, and the two per-coordinate arrays a lazy step
+// updates next to each write, fit in L2/L3 as in a run), through the engine's access policies
+// (memsgd/shared_vector.hpp) on one thread, after the message's write prefetch as in the
+// engine: what one worker pays for atomic writes against the sequential solver's plain ones.
+template <class X>
+void BM_SharedWrites(benchmark::State& st) {
+  const Index d = 47236, k = 50;
+  constexpr std::size_t kSteps = 4096;
+  AlignedVector xv(static_cast<std::size_t>(d), 1.0), bv(xv), sv(xv);
+  std::vector<Index> picks(kSteps * static_cast<std::size_t>(k));
+  Rng rng(3, 4);
+  for (Index& j : picks) j = static_cast<Index>(rng.Below(static_cast<std::uint64_t>(d)));
+  const X x{xv.data()};
+  double* b = bv.data();
+  double* s = sv.data();
+  std::size_t step = 0;
+  for (auto _ : st) {
+    const Index* p = picks.data() + (step++ % kSteps) * static_cast<std::size_t>(k);
+    if constexpr (requires { x.PrefetchWrite(Index{0}); })
+      for (Index i = 0; i < k; ++i) x.PrefetchWrite(p[i]);
+    for (Index i = 0; i < k; ++i) {
+      const Index j = p[i];
+      const double xn = x.AddFetch(j, -1e-12);  // the lazy send: x_j -= g, then the new slope
+      s[j] = 1e-6 * xn;
+      b[j] -= s[j];
+    }
+  }
+  benchmark::DoNotOptimize(bv.data());
+  st.SetLabel("k=50 of d=47236");
+}
+
 // Sequential SGD step on RCV1-shaped rows, lambda > 0: lazy (x = s v, O(nnz)) vs dense O(d).
 void BM_SgdStep(benchmark::State& st) {
   const bool lazy = st.range(0) == 0;
@@ -325,6 +358,10 @@ BENCHMARK(BM_TopKSelect)
     ->Args({2, 50})
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RandK)->ArgNames({"floyd0_perm1", "k"})->Args({0, 50})->Args({1, 50})->Unit(benchmark::kMicrosecond);
+// One thread: plain (sequential solver), racy (relaxed load + store), atomic (fetch_add CAS).
+BENCHMARK(BM_SharedWrites<PlainAccess>)->Name("BM_SharedWrites/plain")->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_SharedWrites<RacyAddAccess>)->Name("BM_SharedWrites/racy")->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_SharedWrites<AtomicAddAccess>)->Name("BM_SharedWrites/atomic")->Unit(benchmark::kNanosecond);
 BENCHMARK(BM_SgdStep)->ArgNames({"lazy0_dense1"})->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_ReadLibsvm)->Unit(benchmark::kMillisecond);
 

@@ -70,19 +70,20 @@ def main():
         f.write("Times are CPU time per iteration (this process's own CPU time: the machine was "
                 "shared with other jobs, so wall time is inflated; both are in the CSV), fastest and "
                 "median of the repetitions.\n\n")
-        f.write("## Mem-SGD top-k step, RCV1-shaped (d = 47,236, ~73 nnz/row, lambda = 1/677,399)\n\n")
-        f.write("One whole step per iteration: gradient, dense L2 term over all d, exact top-k "
-                "selection, send. Every kernel selects the same set.\n\n")
-        f.write("| kernel | k | fastest us/step | median us/step | x faster than nth_element | candidates/step | re-scans per 1k | full selections per 1k |\n")
-        f.write("|---|---:|---:|---:|---:|---:|---:|---:|\n")
-        for r in rows:
-            if not r["benchmark"].startswith("BM_MemSgdTopKStep"):
-                continue
-            k = int(r["benchmark"].split("/k:")[1].split("/")[0])
-            ref = ref_time(k)
-            sp = f"{ref / r['cpu_us_min']:.1f}" if ref else "-"
-            f.write(f"| {r['label']} | {k} | {r['cpu_us_min']:.2f} | {r['cpu_us_median']:.2f} | {sp} | "
-                    f"{r.get('cand_per_step', '-')} | {r.get('rescans_per_1k', '-')} | {r.get('full_per_1k', '-')} |\n")
+        if any(r["benchmark"].startswith("BM_MemSgdTopKStep") for r in rows):  # not in a filtered run
+            f.write("## Mem-SGD top-k step, RCV1-shaped (d = 47,236, ~73 nnz/row, lambda = 1/677,399)\n\n")
+            f.write("One whole step per iteration: gradient, dense L2 term over all d, exact top-k "
+                    "selection, send. Every kernel selects the same set.\n\n")
+            f.write("| kernel | k | fastest us/step | median us/step | x faster than nth_element | candidates/step | re-scans per 1k | full selections per 1k |\n")
+            f.write("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+            for r in rows:
+                if not r["benchmark"].startswith("BM_MemSgdTopKStep"):
+                    continue
+                k = int(r["benchmark"].split("/k:")[1].split("/")[0])
+                ref = ref_time(k)
+                sp = f"{ref / r['cpu_us_min']:.1f}" if ref else "-"
+                f.write(f"| {r['label']} | {k} | {r['cpu_us_min']:.2f} | {r['cpu_us_median']:.2f} | {sp} | "
+                        f"{r.get('cand_per_step', '-')} | {r.get('rescans_per_1k', '-')} | {r.get('full_per_1k', '-')} |\n")
         f.write("\n## Parts and other kernels\n\n| benchmark | what | fastest us | median us |\n|---|---|---:|---:|\n")
         for r in rows:
             if r["benchmark"].startswith("BM_MemSgdTopKStep"):

@@ -143,11 +143,14 @@ class LazyTopK {
     slots_[static_cast<std::size_t>(j)].cross = t;
     Lower(j, t);
   }
+  // A node's smallest crossing is at most its children's (Rebuild, Descend and Lower keep it so):
+  // where t does not lower a node it lowers none above it.
   void Lower(Index j, double t) noexcept {
     for (std::vector<double>& lv : levels_) {
       j >>= kLog2Fanout;
       double& m = lv[static_cast<std::size_t>(j)];
-      if (t < m) m = t;
+      if (!(t < m)) return;
+      m = t;
     }
   }
   // H's buckets. A member placed at `shift` with value v gets the bucket of
