@@ -256,23 +256,24 @@ void BM_RandK(benchmark::State& st) {
 template <class X>
 void BM_SharedWrites(benchmark::State& st) {
   const Index d = 47236, k = 50;
-  constexpr std::size_t kSteps = 4096;
   AlignedVector xv(static_cast<std::size_t>(d), 1.0), bv(xv), sv(xv);
-  std::vector<Index> picks(kSteps * static_cast<std::size_t>(k));
+  std::vector<SparseUpdate> msgs(4096);  // the messages, drawn ahead
   Rng rng(3, 4);
-  for (Index& j : picks) j = static_cast<Index>(rng.Below(static_cast<std::uint64_t>(d)));
+  for (SparseUpdate& msg : msgs) {
+    msg.Reserve(k);
+    for (Index i = 0; i < k; ++i) msg.Push(static_cast<Index>(rng.Below(static_cast<std::uint64_t>(d))), 1e-12);
+  }
   const X x{xv.data()};
   double* b = bv.data();
   double* s = sv.data();
   std::size_t step = 0;
   for (auto _ : st) {
-    const Index* p = picks.data() + (step++ % kSteps) * static_cast<std::size_t>(k);
-    if constexpr (requires { x.PrefetchWrite(Index{0}); })
-      for (Index i = 0; i < k; ++i) x.PrefetchWrite(p[i]);
-    for (Index i = 0; i < k; ++i) {
-      const Index j = p[i];
-      const double xn = x.AddFetch(j, -1e-12);  // the lazy send: x_j -= g, then the new slope
-      s[j] = 1e-6 * xn;
+    const SparseUpdate& msg = msgs[step++ % msgs.size()];
+    detail::PrefetchMessage(x, msg);  // the engine's write prefetch (shared x only)
+    for (Index i = 0; i < msg.size; ++i) {
+      const Index j = msg.idx[static_cast<std::size_t>(i)];
+      const double xn = x.AddFetch(j, -msg.val[static_cast<std::size_t>(i)]);  // the lazy send
+      s[j] = 1e-6 * xn;  // its new slope and line
       b[j] -= s[j];
     }
   }
