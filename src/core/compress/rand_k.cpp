@@ -13,24 +13,32 @@ void RandKSampler::Reset(Index d, Index k) {
 
 Index RandKSampler::Sample(Rng& rng, SparseUpdate& out) {
   // Floyd: for j = d-k .. d-1 draw t in [0, j]; take t unless already taken, else take j.
-  out.size = 0;
+  // The generator and the output on the stack: the byte stores to mark_ may alias anything (a
+  // char type), so through the references GCC would store and reload the generator's state and
+  // out.size around every one of them.
+  Rng r = rng;
+  Index* idx = out.idx.data();
+  Index size = 0;
   const bool small = mark_.empty();
+  std::uint8_t* mark = mark_.data();
   for (Index j = d_ - k_; j < d_; ++j) {
-    const auto t = static_cast<Index>(rng.Below(static_cast<std::uint64_t>(j) + 1));
+    const auto t = static_cast<Index>(r.Below(static_cast<std::uint64_t>(j) + 1));
     bool taken;
     if (small) {
       taken = false;
-      for (Index i = 0; i < out.size; ++i) taken |= out.idx[static_cast<std::size_t>(i)] == t;
+      for (Index i = 0; i < size; ++i) taken |= idx[i] == t;
     } else {
-      taken = mark_[static_cast<std::size_t>(t)] != 0;
+      taken = mark[t] != 0;
     }
     const Index pick = taken ? j : t;
-    if (!small) mark_[static_cast<std::size_t>(pick)] = 1;
-    out.idx[static_cast<std::size_t>(out.size++)] = pick;
+    if (!small) mark[pick] = 1;
+    idx[size++] = pick;
   }
   if (!small)
-    for (Index i = 0; i < out.size; ++i) mark_[static_cast<std::size_t>(out.idx[static_cast<std::size_t>(i)])] = 0;
-  return out.size;
+    for (Index i = 0; i < size; ++i) mark[idx[i]] = 0;
+  rng = r;
+  out.size = size;
+  return size;
 }
 
 }  // namespace memsgd
