@@ -257,11 +257,14 @@ template <class X>
 void BM_SharedWrites(benchmark::State& st) {
   const Index d = 47236, k = 50;
   AlignedVector xv(static_cast<std::size_t>(d), 1.0), bv(xv), sv(xv);
-  std::vector<SparseUpdate> msgs(4096);  // the messages, drawn ahead
+  std::vector<SparseUpdate> msgs(4096);  // rand-k messages, drawn ahead by the engine's sampler
+  RandKSampler sampler;
+  sampler.Reset(d, k);
   Rng rng(3, 4);
   for (SparseUpdate& msg : msgs) {
     msg.Reserve(k);
-    for (Index i = 0; i < k; ++i) msg.Push(static_cast<Index>(rng.Below(static_cast<std::uint64_t>(d))), 1e-12);
+    sampler.Sample(rng, msg);
+    std::fill(msg.val.begin(), msg.val.end(), 1e-12);
   }
   const X x{xv.data()};
   double* b = bv.data();
